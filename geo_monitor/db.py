@@ -1,0 +1,136 @@
+"""Connections, database creation and numbered migrations (psycopg 3)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from geo_monitor.errors import DatabaseUnavailableError
+from geo_monitor.settings import Settings, get_settings
+
+MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+def connect(settings: Settings | None = None, **kwargs) -> psycopg.Connection:
+    """Open a connection to the configured database, with a clear error when it is down."""
+    settings = settings or get_settings()
+    try:
+        return psycopg.connect(settings.database_url, connect_timeout=5, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailableError(
+            f"cannot connect to {_safe_url(settings.database_url)}: {str(exc).strip()}. "
+            "Is PostgreSQL running? Set GEO_MONITOR_DATABASE_URL to point elsewhere."
+        ) from exc
+
+
+def _safe_url(url: str) -> str:
+    """Describe a connection string without its password."""
+    params = conninfo_to_dict(url)
+    params.pop("password", None)
+    return make_conninfo(**params)
+
+
+def ensure_database(settings: Settings | None = None) -> bool:
+    """Create the configured database if it is missing; return True when it was created."""
+    settings = settings or get_settings()
+    params = conninfo_to_dict(settings.database_url)
+    dbname = params.get("dbname", "postgres")
+    maintenance = make_conninfo(**{**params, "dbname": "postgres"})
+    try:
+        with psycopg.connect(maintenance, autocommit=True, connect_timeout=5) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+            if exists:
+                return False
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            return True
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailableError(
+            f"cannot reach the PostgreSQL server for {_safe_url(settings.database_url)}: "
+            f"{str(exc).strip()}"
+        ) from exc
+
+
+def drop_database(settings: Settings) -> None:
+    """Drop the configured database (tests use this to clean up after themselves)."""
+    params = conninfo_to_dict(settings.database_url)
+    maintenance = make_conninfo(**{**params, "dbname": "postgres"})
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(params["dbname"]))
+        )
+
+
+def available_migrations() -> list[tuple[int, str, str]]:
+    """Return (version, name, sql) for every migration shipped with the package, in order."""
+    found = []
+    for entry in resources.files("geo_monitor.migrations").iterdir():
+        match = MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def migrate(conn: psycopg.Connection) -> list[str]:
+    """Apply the migrations not yet applied, each in its own transaction; return their names."""
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS schema_migrations (
+               version    integer PRIMARY KEY,
+               name       text NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now())"""
+    )
+    conn.commit()
+    applied = []
+    for version, name, text in available_migrations():
+        with conn.transaction():
+            # Serialise concurrent `db up` runs: the second waits, then sees the row.
+            conn.execute("SELECT pg_advisory_xact_lock(7171, 1)")
+            done = conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = %s", (version,)
+            ).fetchone()
+            if done:
+                continue
+            conn.execute(text)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+            )
+        applied.append(f"{version:03d}_{name}")
+    return applied
+
+
+def schema_version(conn: psycopg.Connection) -> int:
+    """Return the highest applied migration number (0 for an empty database)."""
+    row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if not row[0]:
+        return 0
+    return conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+@dataclass
+class UpReport:
+    """What `db up` did: the printed summary of an idempotent command."""
+
+    created_database: bool = False
+    migrations: list[str] = field(default_factory=list)
+    categories_added: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was changed."""
+        return self.created_database or bool(self.migrations or self.categories_added)
+
+
+def up(settings: Settings | None = None) -> UpReport:
+    """Create the database if needed, apply migrations and sync the category vocabulary."""
+    from geo_monitor.vocabulary import sync_vocabulary
+
+    settings = settings or get_settings()
+    report = UpReport(created_database=ensure_database(settings))
+    with connect(settings) as conn:
+        report.migrations = migrate(conn)
+        report.categories_added = sync_vocabulary(conn, settings)
+    return report

@@ -1,0 +1,32 @@
+"""Error hierarchy: every error a user can cause says what went wrong and what to do.
+
+Subclasses also inherit a builtin so callers may catch ``ValueError`` or ``LookupError``.
+"""
+
+
+class GeoMonitorError(Exception):
+    """Base class of every error geo_monitor raises on purpose."""
+
+
+class ConfigurationError(GeoMonitorError, RuntimeError):
+    """The installation is incomplete or mis-configured (database, reference data)."""
+
+
+class DatabaseUnavailableError(ConfigurationError):
+    """The database cannot be reached."""
+
+
+class ReferenceDataError(ConfigurationError):
+    """Reference layers are missing, unreadable or not loaded."""
+
+
+class InputFileError(GeoMonitorError, ValueError):
+    """A whole input file is unusable (malformed, wrong encoding, missing columns)."""
+
+
+class InvalidArgumentError(GeoMonitorError, ValueError):
+    """An argument is outside what the function accepts."""
+
+
+class NotFoundError(GeoMonitorError, LookupError):
+    """A requested object does not exist (or is not visible to the caller)."""

@@ -1,0 +1,63 @@
+"""Settings read from the environment (prefix ``GEO_MONITOR_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEV_ID_HASH_KEY = "development-only-key-change-me"
+
+
+class Settings(BaseSettings):
+    """Everything that changes between a laptop, CI and a city server."""
+
+    model_config = SettingsConfigDict(env_prefix="GEO_MONITOR_", env_file=".env", extra="ignore")
+
+    environment: str = Field("development", description="development, test or production")
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/geo_monitor"
+    reference_dir: Path | None = Field(
+        None, description="Folder holding the official reference files (see data/reference_manifest.json)"
+    )
+    cache_dir: Path = Path.home() / ".cache" / "geo_monitor"
+    data_dir: Path = REPO_ROOT / "data"
+    study_area: list[str] = ["75110", "75118", "75119", "75120"]
+    resolutions: list[int] = [7, 8, 9, 10, 11]
+    point_resolution: int = Field(
+        11, description="Stored points are generalised to the centre of their cell at this resolution"
+    )
+    id_hash_key: str = Field(
+        DEV_ID_HASH_KEY, description="Secret key of the keyed hash applied to external ids"
+    )
+    ingest_chunk_rows: int = 250_000
+    future_tolerance_minutes: int = 60
+    extra_categories: dict[str, list[str]] = Field(
+        default_factory=dict, description='Vocabulary extension, e.g. {"incident": ["noise"]}'
+    )
+
+    @field_validator("resolutions")
+    @classmethod
+    def _resolutions_in_range(cls, value: list[int]) -> list[int]:
+        if not value or any(r < 0 or r > 15 for r in value):
+            raise ValueError("resolutions must be H3 resolutions between 0 and 15")
+        return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.point_resolution < max(self.resolutions):
+            raise ValueError(
+                "point_resolution must be at least the finest served resolution "
+                f"({max(self.resolutions)}), got {self.point_resolution}"
+            )
+        if self.environment == "production" and self.id_hash_key == DEV_ID_HASH_KEY:
+            raise ValueError("GEO_MONITOR_ID_HASH_KEY must be set to a secret in production")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings (tests pass their own ``Settings`` instead)."""
+    return Settings()
