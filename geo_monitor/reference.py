@@ -8,6 +8,7 @@ data/reference_manifest.json. Nothing of them is committed to the repository.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import shutil
 import tempfile
@@ -45,16 +46,27 @@ def download(url: str, dest: Path, timeout: float = 30.0) -> Path:
     """Download ``url`` to ``dest`` atomically (a partial download never stays behind)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     request = urllib.request.Request(url, headers={"User-Agent": "geo-monitor"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (https URLs from our manifest)
-        with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, suffix=".part") as tmp:
-            shutil.copyfileobj(response, tmp)
-    tmp_path = Path(tmp.name)
+    tmp_path: Path | None = None
     try:
-        json.loads(tmp_path.read_bytes())
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (https URLs from our manifest)
+            with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, suffix=".part") as tmp:
+                tmp_path = Path(tmp.name)
+                shutil.copyfileobj(response, tmp)
+            if response.length:  # the server closed the connection before the announced end
+                raise ReferenceDataError(
+                    f"download of {url} was interrupted ({response.length} bytes missing)"
+                )
+        data = json.loads(tmp_path.read_bytes())
+        if not isinstance(data, dict) or not isinstance(data.get("features"), list):
+            raise ReferenceDataError(f"{url} did not return a GeoJSON FeatureCollection")
+        tmp_path.replace(dest)
+    except http.client.HTTPException as exc:  # e.g. IncompleteRead: the connection dropped
+        raise ReferenceDataError(f"download of {url} was interrupted ({exc!r})") from exc
     except ValueError as exc:
-        tmp_path.unlink(missing_ok=True)
         raise ReferenceDataError(f"{url} did not return GeoJSON ({exc})") from exc
-    tmp_path.replace(dest)
+    finally:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)  # no-op once moved to dest
     return dest
 
 

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Path.home() / ".cache" / "geo_monitor"
     data_dir: Path = REPO_ROOT / "data"
+    output_dir: Path = Field(Path("var"), description="Where the demo writes its sample, maps and exports")
     study_area: list[str] = ["75110", "75118", "75119", "75120"]
     resolutions: list[int] = [7, 8, 9, 10, 11]
     point_resolution: int = Field(
@@ -41,8 +42,8 @@ class Settings(BaseSettings):
     @field_validator("resolutions")
     @classmethod
     def _resolutions_in_range(cls, value: list[int]) -> list[int]:
-        if not value or any(r < 0 or r > 15 for r in value):
-            raise ValueError("resolutions must be H3 resolutions between 0 and 15")
+        if not value or any(r < 7 or r > 11 for r in value):
+            raise ValueError("resolutions must lie between 7 and 11 (the H3 columns of the events table)")
         return sorted(set(value))
 
     @model_validator(mode="after")

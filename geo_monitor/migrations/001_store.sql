@@ -36,10 +36,12 @@ CREATE TABLE ingest_batches (
 
 -- One row per anonymised event. The point is the centre of its H3 cell at the
 -- configured point resolution and the time is truncated to the hour (DESIGN.md).
+-- No foreign keys here: their per-row triggers cost more than the rest of a bulk
+-- COPY; ingest resolves kind, category, source and batch ids before writing.
 CREATE TABLE events (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    kind_id       smallint NOT NULL REFERENCES kinds (id),
-    category_id   smallint NOT NULL REFERENCES categories (id),
+    kind_id       smallint NOT NULL,
+    category_id   smallint NOT NULL,
     occurred_at   timestamptz NOT NULL,
     ends_at       timestamptz,
     geom          geometry(Point, 4326) NOT NULL,
@@ -50,16 +52,15 @@ CREATE TABLE events (
     h3_r11        bigint NOT NULL,
     arrondissement integer NOT NULL,
     quartier      integer NOT NULL,
-    source_id     integer NOT NULL REFERENCES sources (id),
+    source_id     integer NOT NULL,
     external_hash bytea NOT NULL,
-    batch_id      bigint NOT NULL REFERENCES ingest_batches (id),
+    batch_id      bigint NOT NULL,
     CONSTRAINT events_ends_after_start CHECK (ends_at IS NULL OR ends_at >= occurred_at),
     CONSTRAINT events_external_unique UNIQUE (source_id, external_hash)
 );
--- Time windows, category slices, hexagon drill-downs and zone queries (next issues).
-CREATE INDEX events_occurred_at_idx ON events (occurred_at);
+-- Few indexes: each costs ingest speed, and hexagon counts come from rollups.
+-- Category slices over time, fine-cell drill-downs (zones), plain spatial queries.
 CREATE INDEX events_category_time_idx ON events (category_id, occurred_at);
-CREATE INDEX events_h3_r9_idx ON events (h3_r9);
 CREATE INDEX events_h3_r11_idx ON events (h3_r11);
 CREATE INDEX events_geom_idx ON events USING gist (geom);
 

@@ -1,0 +1,197 @@
+"""The ``geo-monitor`` command line: one entry point, one sub-command per job."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from geo_monitor import __version__, db, reference
+from geo_monitor.errors import GeoMonitorError
+from geo_monitor.settings import get_settings
+
+app = typer.Typer(help="geo_monitor: anonymised monitoring of public space in north-east Paris.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database: create it, apply migrations.", no_args_is_help=True)
+reference_app = typer.Typer(help="Reference layers (boundaries, IRIS population, stations, works).",
+                            no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(reference_app, name="reference")
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=1)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f} rows"),
+                    TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+    """Anonymised monitoring of public space: PostGIS store, H3 aggregates, API and maps."""
+    if version:
+        console.print(__version__)
+        raise typer.Exit()
+
+
+@db_app.command("up")
+def db_up() -> None:
+    """Create the database if needed, enable PostGIS, apply migrations, sync the vocabulary."""
+    try:
+        report = db.up(get_settings())
+    except GeoMonitorError as exc:
+        _fail(exc)
+    _print_up(report)
+
+
+def _print_up(report: db.UpReport) -> None:
+    settings = get_settings()
+    if report.created_database:
+        console.print(f"created database {db._safe_url(settings.database_url)}")
+    for name in report.migrations:
+        console.print(f"applied migration {name}")
+    if report.categories_added:
+        console.print(f"added {len(report.categories_added)} categories to the vocabulary")
+    if not report.changed:
+        console.print("database is up to date (nothing to do)")
+
+
+@reference_app.command("load")
+def reference_load() -> None:
+    """Load the reference layers from GEO_MONITOR_REFERENCE_DIR (or the download cache)."""
+    settings = get_settings()
+    try:
+        with db.connect(settings) as conn:
+            loads = reference.load_reference(conn, settings, progress=lambda layer: err.print(f"  {layer}…") if err.is_terminal else None)
+    except GeoMonitorError as exc:
+        _fail(exc)
+    _print_loads(loads)
+
+
+def _print_loads(loads: list[reference.LayerLoad]) -> None:
+    for load in loads:
+        state = "loaded" if load.changed else "unchanged"
+        console.print(f"  {load.layer:<16} {load.features:>6,} features  {state}")
+        if load.warning:
+            console.print(f"    [yellow]warning:[/] {load.warning}")
+    if not any(load.changed for load in loads):
+        console.print("reference layers are up to date (nothing to do)")
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="CSV, GeoJSON or GeoParquet file in the canonical record")],
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, geojson, parquet, or dansmarue (the Paris export)")] = None,
+    source: Annotated[str | None, typer.Option(help="Source name for rows without a source column")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of lon/lat when not WGS84, e.g. EPSG:2154")] = None,
+    rejects: Annotated[Path | None, typer.Option(help="Where to write refused rows (default: FILE-stem.rejects.csv here)")] = None,
+) -> None:
+    """Load a file of events; print accepted, rejected by reason, duplicates and time."""
+    from geo_monitor.ingest import ingest_file
+    from geo_monitor.readers import FORMATS
+
+    settings = get_settings()
+    adapter = None
+    if fmt == "dansmarue":
+        adapter, fmt = "dansmarue", None
+    elif fmt is not None and fmt not in FORMATS:
+        _fail(ValueError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)} or dansmarue"))
+    rejects = rejects or Path.cwd() / f"{file.stem}.rejects.csv"
+    try:
+        with db.connect(settings) as conn, _progress() as bar:
+            task = bar.add_task(f"ingest {file.name}", total=None)
+            report = ingest_file(conn, file, fmt=fmt, adapter=adapter, source=source, crs=crs,
+                                 rejects_path=rejects, settings=settings,
+                                 progress=lambda n: bar.update(task, completed=n))
+    except GeoMonitorError as exc:
+        _fail(exc)
+    console.print("\n".join(report.summary()))
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet)")] = Path("var/sample.csv"),
+    events: Annotated[int, typer.Option(help="Number of events, 1,000 to 10,000,000")] = 200_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed and size, same file)")] = 42,
+) -> None:
+    """Write a realistic synthetic data set (incidents, outreach, works; 2019-2021)."""
+    from geo_monitor.sample import generate_sample
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _progress() as bar:
+            task = bar.add_task(f"sample {out.name}", total=events)
+            summary = generate_sample(out, events, seed=seed, settings=get_settings(),
+                                      progress=lambda n: bar.update(task, completed=n))
+    except GeoMonitorError as exc:
+        _fail(exc)
+    console.print(f"wrote {summary.events:,} events to {out} in {summary.seconds:.1f} s")
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="Size of the synthetic sample")] = 200_000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic sample")] = 42,
+) -> None:
+    """Set up everything on sample and reference data: database, layers, sample, ingest."""
+    from geo_monitor.ingest import ingest_file
+    from geo_monitor.sample import generate_sample
+
+    settings = get_settings()
+    out_dir = settings.output_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sample_path = out_dir / f"sample-{events}-{seed}.parquet"
+    changed = False
+    try:
+        console.rule("1/4 database")
+        up = db.up(settings)
+        _print_up(up)
+        changed |= up.changed
+        with db.connect(settings) as conn:
+            console.rule("2/4 reference layers")
+            loads = reference.load_reference(conn, settings)
+            _print_loads(loads)
+            changed |= any(load.changed for load in loads)
+            console.rule("3/4 sample data")
+            if sample_path.exists():
+                console.print(f"{sample_path} already exists (nothing to do)")
+            else:
+                with _progress() as bar:
+                    task = bar.add_task("sample", total=events)
+                    summary = generate_sample(sample_path, events, seed=seed, settings=settings,
+                                              progress=lambda n: bar.update(task, completed=n))
+                console.print(f"wrote {summary.events:,} events to {sample_path} in {summary.seconds:.1f} s")
+                changed = True
+            console.rule("4/4 ingest")
+            with _progress() as bar:
+                task = bar.add_task("ingest", total=events)
+                report = ingest_file(conn, sample_path, source="sample", settings=settings,
+                                     rejects_path=out_dir / "sample.rejects.csv",
+                                     progress=lambda n: bar.update(task, completed=n))
+            console.print("\n".join(report.summary()))
+            changed |= report.accepted > 0
+    except GeoMonitorError as exc:
+        _fail(exc)
+    console.rule("done")
+    console.print(f"database   {db._safe_url(settings.database_url)}")
+    console.print(f"sample     {sample_path.resolve()}")
+    console.print("run `geo-monitor --help` for what else you can do")
+    console.print("everything was already in place: nothing changed" if not changed else "demo data is ready")
+
+
+def run() -> None:  # pragma: no cover - console entry
+    """Entry point that turns unexpected errors into one readable line."""
+    try:
+        app()
+    except GeoMonitorError as exc:
+        err.print(f"error: {exc}")
+        sys.exit(1)
