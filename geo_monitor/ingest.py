@@ -12,6 +12,7 @@ import csv
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,7 +71,7 @@ class IngestReport:
         ]
         lines += [f"    {count:>8,}  {reason}" for reason, count in self.rejected_by_reason.most_common()]
         if self.naive_times:
-            lines.append(f"  {self.naive_times:,} accepted times had no UTC offset and were read as Europe/Paris")
+            lines.append(f"  {self.naive_times:,} valid rows gave times without a UTC offset: read as Europe/Paris")
         if self.rejects_path:
             lines.append(f"  rejected rows with their reasons: {self.rejects_path} (fix and send again)")
         lines.append(f"  time       {self.seconds:>10.2f} s  ({rate:,.0f} rows/s)")
@@ -147,8 +148,9 @@ def ingest_chunks(conn: psycopg.Connection, chunks: Iterable[pd.DataFrame], *, n
                 (name, file_sha256, fmt, actor, started_at, started_at),
             ).fetchone()[0]
             report = IngestReport(batch_id=batch_id, name=name, format=fmt)
-            for chunk in chunks:
-                _ingest_chunk(conn, chunk, ctx, report, rejects, crs)
+            for received, checked in _validated(chunks, ctx, name, crs):
+                report.received += received
+                _store_chunk(conn, checked, ctx, report, rejects)
                 if progress:
                     progress(report.received)
             report.seconds = time.perf_counter() - started
@@ -165,20 +167,44 @@ def ingest_chunks(conn: psycopg.Connection, chunks: Iterable[pd.DataFrame], *, n
     return report
 
 
-def _ingest_chunk(conn: psycopg.Connection, chunk: pd.DataFrame, ctx: Context, report: IngestReport,
-                  rejects: _Rejects, crs: str | None) -> None:
-    if report.received == 0:
-        missing = check_columns(list(chunk.columns))
-        if missing:
-            raise InputFileError(
-                f"{report.name}: missing required column(s) {', '.join(missing)}; "
-                f"the canonical record is {', '.join(CANONICAL)}"
-            )
-    if crs is None and chunk.attrs.get("crs"):
-        ctx.crs = chunk.attrs["crs"]
-        ctx.__post_init__()
-    report.received += len(chunk)
-    checked: Checked = validate(chunk, ctx)
+def _validated(chunks: Iterable[pd.DataFrame], ctx: Context, name: str,
+               crs: str | None) -> Iterator[tuple[int, Checked]]:
+    """Yield (rows read, validation result) per chunk.
+
+    The next chunk is validated in a worker thread while the caller writes the current
+    one, so parsing and the server's COPY overlap on two cores.
+    """
+    iterator = iter(chunks)
+    first = True
+
+    def next_checked() -> tuple[int, Checked] | None:
+        nonlocal first
+        chunk = next(iterator, None)
+        if chunk is None:
+            return None
+        if first:
+            missing = check_columns(list(chunk.columns))
+            if missing:
+                raise InputFileError(
+                    f"{name}: missing required column(s) {', '.join(missing)}; "
+                    f"the canonical record is {', '.join(CANONICAL)}"
+                )
+            first = False
+        if crs is None and chunk.attrs.get("crs") and ctx.crs != chunk.attrs["crs"]:
+            ctx.crs = chunk.attrs["crs"]
+            ctx.__post_init__()
+        return len(chunk), validate(chunk, ctx)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-validate") as pool:
+        pending = pool.submit(next_checked)
+        while (result := pending.result()) is not None:
+            pending = pool.submit(next_checked)
+            yield result
+
+
+def _store_chunk(conn: psycopg.Connection, checked: Checked, ctx: Context, report: IngestReport,
+                 rejects: _Rejects) -> None:
+    """Count and keep the refusals of a validated chunk, skip duplicates, COPY the rest."""
     report.rejected_by_reason.update(checked.rejects["_reason"])
     rejects.add(checked.rejects)
     report.naive_times += checked.naive_times
@@ -189,7 +215,7 @@ def _ingest_chunk(conn: psycopg.Connection, chunk: pd.DataFrame, ctx: Context, r
     missing_names = [n for n in names if ctx.source_ids.get(n, -1) < 0]
     if missing_names:
         ctx.source_ids.update(store.source_ids(conn, missing_names))
-    source_array = np.array([ctx.source_ids[n] for n in prepared.source_id], dtype=np.int32)
+    source_array = pd.Series(prepared.source_id).map(ctx.source_ids).to_numpy(dtype=np.int32)
     hashes = prepared.external_hash
     dup_file = pd.DataFrame({"s": source_array, "a": hashes[:, 0], "b": hashes[:, 1]}).duplicated().to_numpy().copy()
     dup_store = np.zeros(len(prepared), dtype=bool)

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     id_hash_key: str = Field(
         DEV_ID_HASH_KEY, description="Secret key of the keyed hash applied to external ids"
     )
-    ingest_chunk_rows: int = 250_000
+    ingest_chunk_rows: int = 100_000
     future_tolerance_minutes: int = 60
     extra_categories: dict[str, list[str]] = Field(
         default_factory=dict, description='Vocabulary extension, e.g. {"incident": ["noise"]}'
