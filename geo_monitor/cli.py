@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from geo_monitor import __version__, db, reference
 from geo_monitor.errors import GeoMonitorError
-from geo_monitor.settings import get_settings
+from geo_monitor.settings import Settings, get_settings
 
 app = typer.Typer(help="geo_monitor: anonymised monitoring of public space in north-east Paris.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -28,6 +29,16 @@ err = Console(stderr=True)
 def _fail(exc: Exception) -> None:
     err.print(f"[bold red]error:[/] {exc}")
     raise typer.Exit(code=1)
+
+
+def _settings() -> Settings:
+    """Return the settings, turning a bad environment variable into one readable error."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"GEO_MONITOR_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        _fail(ValueError(f"invalid settings: {problems}"))
+        raise  # unreachable: _fail exits
 
 
 def _progress() -> Progress:
@@ -47,14 +58,14 @@ def main(version: Annotated[bool, typer.Option("--version", help="Print the vers
 def db_up() -> None:
     """Create the database if needed, enable PostGIS, apply migrations, sync the vocabulary."""
     try:
-        report = db.up(get_settings())
+        report = db.up(_settings())
     except GeoMonitorError as exc:
         _fail(exc)
     _print_up(report)
 
 
 def _print_up(report: db.UpReport) -> None:
-    settings = get_settings()
+    settings = _settings()
     if report.created_database:
         console.print(f"created database {db._safe_url(settings.database_url)}")
     for name in report.migrations:
@@ -68,7 +79,7 @@ def _print_up(report: db.UpReport) -> None:
 @reference_app.command("load")
 def reference_load() -> None:
     """Load the reference layers from GEO_MONITOR_REFERENCE_DIR (or the download cache)."""
-    settings = get_settings()
+    settings = _settings()
     try:
         with db.connect(settings) as conn:
             loads = reference.load_reference(conn, settings, progress=lambda layer: err.print(f"  {layer}…") if err.is_terminal else None)
@@ -99,7 +110,7 @@ def ingest(
     from geo_monitor.ingest import ingest_file
     from geo_monitor.readers import FORMATS
 
-    settings = get_settings()
+    settings = _settings()
     adapter = None
     if fmt == "dansmarue":
         adapter, fmt = "dansmarue", None
@@ -130,7 +141,7 @@ def sample(
     try:
         with _progress() as bar:
             task = bar.add_task(f"sample {out.name}", total=events)
-            summary = generate_sample(out, events, seed=seed, settings=get_settings(),
+            summary = generate_sample(out, events, seed=seed, settings=_settings(),
                                       progress=lambda n: bar.update(task, completed=n))
     except GeoMonitorError as exc:
         _fail(exc)
@@ -146,7 +157,7 @@ def demo(
     from geo_monitor.ingest import ingest_file
     from geo_monitor.sample import generate_sample
 
-    settings = get_settings()
+    settings = _settings()
     out_dir = settings.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     sample_path = out_dir / f"sample-{events}-{seed}.parquet"
