@@ -77,17 +77,18 @@ def available_migrations() -> list[tuple[int, str, str]]:
 
 def migrate(conn: psycopg.Connection) -> list[str]:
     """Apply the migrations not yet applied, each in its own transaction; return their names."""
-    conn.execute(
-        """CREATE TABLE IF NOT EXISTS schema_migrations (
-               version    integer PRIMARY KEY,
-               name       text NOT NULL,
-               applied_at timestamptz NOT NULL DEFAULT now())"""
-    )
-    conn.commit()
+    with conn.transaction():
+        # Serialise concurrent `db up` runs: the second waits, then finds the work done.
+        conn.execute("SELECT pg_advisory_xact_lock(7171, 1)")
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version    integer PRIMARY KEY,
+                   name       text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
     applied = []
     for version, name, text in available_migrations():
         with conn.transaction():
-            # Serialise concurrent `db up` runs: the second waits, then sees the row.
             conn.execute("SELECT pg_advisory_xact_lock(7171, 1)")
             done = conn.execute(
                 "SELECT 1 FROM schema_migrations WHERE version = %s", (version,)

@@ -22,12 +22,12 @@ import pandas as pd
 import psycopg
 import shapely
 
-from geo_monitor import adapters, store
+from geo_monitor import adapters, rollups, store
 from geo_monitor.errors import InputFileError, InvalidArgumentError
 from geo_monitor.readers import RECORD, detect_format, read_chunks
 from geo_monitor.reference import require_loaded, sha256_file
 from geo_monitor.settings import Settings, get_settings
-from geo_monitor.validate import CANONICAL, Checked, Context, check_columns, validate
+from geo_monitor.validate import CANONICAL, Checked, Context, Prepared, check_columns, validate
 from geo_monitor.vocabulary import category_ids
 
 INGEST_LOCK = (7171, 2)
@@ -148,11 +148,13 @@ def ingest_chunks(conn: psycopg.Connection, chunks: Iterable[pd.DataFrame], *, n
                 (name, file_sha256, fmt, actor, started_at, started_at),
             ).fetchone()[0]
             report = IngestReport(batch_id=batch_id, name=name, format=fmt)
+            counts = []
             for received, checked in _validated(chunks, ctx, name, crs):
                 report.received += received
-                _store_chunk(conn, checked, ctx, report, rejects)
+                counts.append(_store_chunk(conn, checked, ctx, report, rejects))
                 if progress:
                     progress(report.received)
+            rollups.add_batch(conn, pd.concat(counts) if counts else rollups.batch_counts(Prepared.empty()), batch_id)
             report.seconds = time.perf_counter() - started
             conn.execute(
                 "UPDATE ingest_batches SET finished_at = %s, received = %s, accepted = %s, duplicates = %s, "
@@ -203,14 +205,17 @@ def _validated(chunks: Iterable[pd.DataFrame], ctx: Context, name: str,
 
 
 def _store_chunk(conn: psycopg.Connection, checked: Checked, ctx: Context, report: IngestReport,
-                 rejects: _Rejects) -> None:
-    """Count and keep the refusals of a validated chunk, skip duplicates, COPY the rest."""
+                 rejects: _Rejects) -> pd.DataFrame:
+    """Count and keep the refusals of a validated chunk, skip duplicates, COPY the rest.
+
+    Returns the rollup counts of the rows written.
+    """
     report.rejected_by_reason.update(checked.rejects["_reason"])
     rejects.add(checked.rejects)
     report.naive_times += checked.naive_times
     prepared = checked.prepared
     if not len(prepared):
-        return
+        return rollups.batch_counts(prepared)
     names = sorted(set(prepared.source_id))
     missing_names = [n for n in names if ctx.source_ids.get(n, -1) < 0]
     if missing_names:
@@ -228,9 +233,11 @@ def _store_chunk(conn: psycopg.Connection, checked: Checked, ctx: Context, repor
     report.duplicates_in_file += int(dup_file.sum())
     report.duplicates_in_store += int(dup_store.sum())
     keep = ~(dup_file | dup_store)
-    if keep.any():
-        store.write_events(conn, store.copy_buffer(prepared.take(keep), source_array[keep], report.batch_id))
-        report.accepted += int(keep.sum())
+    written = prepared.take(keep)
+    if len(written):
+        store.write_events(conn, store.copy_buffer(written, source_array[keep], report.batch_id))
+        report.accepted += len(written)
+    return rollups.batch_counts(written)
 
 
 def ingest_file(conn: psycopg.Connection, path: Path, *, fmt: str | None = None, adapter: str | None = None,

@@ -98,6 +98,9 @@ def locate(layers: tuple[str, ...] = LAYERS, settings: Settings | None = None,
                 missing[layer] = f"{path} does not exist"
             continue
         path = settings.cache_dir / "reference" / entry["file"]
+        if not path.is_file() and entry.get("direct_download") is False:
+            missing[layer] = f"no direct download: export {entry['file']} from {entry['url']} into the cache"
+            continue
         if not path.is_file():
             try:
                 downloader(entry["url"], path)
@@ -208,6 +211,8 @@ def load_layer(conn: psycopg.Connection, layer: str, path: Path, expected_sha256
         rows = [build(f) for f in features if f.get("geometry")]
     except (ValueError, KeyError, TypeError) as exc:
         raise ReferenceDataError(f"{path} is not a usable {layer} layer: {exc!r}") from exc
+    if not rows:
+        raise ReferenceDataError(f"{path} has no features with a geometry: the {layer} layer was left as it was")
     with conn.transaction():
         conn.execute(f"DELETE FROM {table}")  # table names come from the constant map above
         with conn.cursor() as cur:

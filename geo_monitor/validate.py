@@ -74,6 +74,15 @@ class Prepared:
         """Return the number of rows."""
         return len(self.record)
 
+    @classmethod
+    def empty(cls) -> Prepared:
+        """Return a Prepared with no rows."""
+        return cls(record=np.empty(0, np.int64), kind_id=np.empty(0, np.int16), category_id=np.empty(0, np.int16),
+                   occurred_us=np.empty(0, np.int64), ends_us=np.empty(0, np.int64), lon=np.empty(0),
+                   lat=np.empty(0), cells=np.empty((0, 5), np.int64), arrondissement=np.empty(0, np.int32),
+                   quartier=np.empty(0, np.int32), source_id=np.empty(0, object),
+                   external_hash=np.empty((0, 2), np.uint64))
+
     def take(self, mask: np.ndarray) -> Prepared:
         """Return the rows where ``mask`` is true."""
         return Prepared(**{name: value[mask] for name, value in self.__dict__.items()})
