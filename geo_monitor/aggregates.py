@@ -1,0 +1,213 @@
+"""Hexagon counts for any slice: kinds, categories, time window, resolution, area.
+
+Whole months come from the monthly rollup, the partial months at the window's edges
+(and resolution 11) from the events' covering index; parents are sums of children
+because every coarser cell is ``h3_parent`` of the stored fine cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+
+from geo_monitor import hexagons, rollups
+from geo_monitor.errors import InvalidArgumentError
+from geo_monitor.population import ensure_population
+from geo_monitor.settings import Settings, get_settings
+from geo_monitor.validate import LOCAL_TZ
+from geo_monitor.vocabulary import KINDS
+
+PARIS = ZoneInfo(LOCAL_TZ)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open window of Paris calendar days, [start, end)."""
+
+    start: date
+    end: date
+
+    @classmethod
+    def of(cls, start: date | str, end: date | str) -> Window:
+        """Parse and check a window; ``end`` is exclusive and must come after ``start``."""
+        try:
+            start, end = (d if isinstance(d, date) else date.fromisoformat(str(d)) for d in (start, end))
+        except ValueError as exc:
+            raise InvalidArgumentError(f"window dates must be YYYY-MM-DD: {exc}") from None
+        if isinstance(start, datetime) or isinstance(end, datetime):
+            start, end = (d.date() if isinstance(d, datetime) else d for d in (start, end))
+        if end <= start:
+            raise InvalidArgumentError(f"window end {end} must come after its start {start}")
+        return cls(start, end)
+
+    def instant(self, day: date) -> datetime:
+        """Return Paris midnight of ``day`` as an aware datetime."""
+        return datetime(day.year, day.month, day.day, tzinfo=PARIS)
+
+    def whole_months(self) -> tuple[date, date] | None:
+        """Return [first, last) whole calendar months inside the window, if any."""
+        first = self.start if self.start.day == 1 else _next_month(self.start)
+        last = self.end.replace(day=1)
+        return (first, last) if first < last else None
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def category_ids(conn: psycopg.Connection, kinds: list[str] | None = None,
+                 categories: list[str] | None = None) -> list[int]:
+    """Return the category ids of a slice, refusing unknown kinds and categories by name."""
+    rows = conn.execute("SELECT k.name, c.name, c.id FROM categories c JOIN kinds k ON k.id = c.kind_id").fetchall()
+    for kind in kinds or []:
+        if kind not in KINDS:
+            raise InvalidArgumentError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
+    selected = [r for r in rows if not kinds or r[0] in kinds]
+    if categories:
+        known = {r[1] for r in selected}
+        unknown = sorted(set(categories) - known)
+        if unknown:
+            scope = f" for kind(s) {', '.join(kinds)}" if kinds else ""
+            raise InvalidArgumentError(f"unknown category {', '.join(map(repr, unknown))}{scope}; "
+                                       f"known: {', '.join(sorted(known))}")
+        selected = [r for r in selected if r[1] in categories]
+    return sorted(r[2] for r in selected)
+
+
+def check_resolution(resolution: int, settings: Settings) -> int:
+    """Refuse a resolution that is not served."""
+    if resolution not in settings.resolutions:
+        raise InvalidArgumentError(
+            f"resolution {resolution} is not served; choose one of {', '.join(map(str, settings.resolutions))}"
+        )
+    return resolution
+
+
+def area_geometry(conn: psycopg.Connection, area: str | dict | shapely.Geometry | None) -> shapely.Geometry | None:
+    """Resolve an area (``arrondissement:75118``, ``quartier:7511803``, GeoJSON, shapely) to a geometry.
+
+    Raises ``InvalidArgumentError`` when it is unknown or does not touch the study area.
+    """
+    if area is None:
+        return None
+    if isinstance(area, str):
+        kind, _, code = area.partition(":")
+        tables = {"arrondissement": "arrondissements", "quartier": "quartiers"}
+        if kind not in tables or not code.isdigit():
+            raise InvalidArgumentError(f"area {area!r}: expected arrondissement:CODE, quartier:CODE or a polygon")
+        row = conn.execute(f"SELECT ST_AsBinary(geom) FROM {tables[kind]} WHERE code = %s", (int(code),)).fetchone()
+        if row is None:
+            raise InvalidArgumentError(f"area {area!r}: no {kind} with INSEE code {code}")
+        geometry = shapely.from_wkb(row[0])
+    elif isinstance(area, dict):
+        try:
+            geometry = shapely.geometry.shape(area.get("geometry", area))
+        except (AttributeError, ValueError, TypeError, KeyError) as exc:
+            raise InvalidArgumentError(f"area is not a GeoJSON geometry: {exc}") from None
+    else:
+        geometry = area
+    if geometry.geom_type not in ("Polygon", "MultiPolygon") or not geometry.is_valid:
+        raise InvalidArgumentError("area must be a valid Polygon or MultiPolygon in lon/lat (EPSG:4326)")
+    inside = conn.execute(
+        "SELECT ST_Intersects(geom, ST_GeomFromWKB(%s, 4326)) FROM study_area", (shapely.to_wkb(geometry),)
+    ).fetchone()
+    if not inside or not inside[0]:
+        raise InvalidArgumentError("area lies outside the study area")
+    return geometry
+
+
+_grids: dict[tuple[str, int], np.ndarray] = {}
+
+
+def study_grid(conn: psycopg.Connection, resolution: int) -> np.ndarray:
+    """Return the sorted cells covering the study area (overlap cover: every point lands in it)."""
+    key = (conn.info.dsn, resolution)
+    if key not in _grids:
+        row = conn.execute("SELECT ST_AsBinary(geom), codes FROM study_area").fetchone()
+        _grids[key] = hexagons.polygon_to_cells(shapely.from_wkb(row[0]), resolution, "overlap")
+    return _grids[key]
+
+
+def count_cells(conn: psycopg.Connection, category: list[int], window: Window, resolution: int) -> pd.Series:
+    """Return event counts by cell (int64 index) for categories over a window, at a resolution."""
+    months = window.whole_months() if resolution in rollups.ROLLUP_RESOLUTIONS else None
+    if months:
+        ranges = [(window.start, months[0]), (months[1], window.end)]
+    else:
+        ranges = [(window.start, window.end)]
+    ranges = [(window.instant(a), window.instant(b)) for a, b in ranges if a < b]
+    parts = []
+    params: dict = {"r": resolution, "cats": category}
+    if months:
+        parts.append("SELECT cell, n FROM rollup_monthly WHERE resolution = %(r)s AND month >= %(m0)s "
+                     "AND month < %(m1)s AND category_id = ANY(%(cats)s)")
+        params.update(m0=months[0], m1=months[1])
+    for i, (t0, t1) in enumerate(ranges):
+        cell = "h3_r11" if resolution == 11 else "h3_parent(h3_r11, %(r)s)"
+        parts.append(f"SELECT {cell} AS cell, 1 AS n FROM events WHERE category_id = ANY(%(cats)s) "
+                     f"AND occurred_at >= %(t{i}a)s AND occurred_at < %(t{i}b)s")
+        params.update({f"t{i}a": t0, f"t{i}b": t1})
+    if not parts:
+        return pd.Series(dtype=np.int64, name="count")
+    if months:
+        rollups.ensure_fresh(conn)
+    sql = f"SELECT cell, sum(n)::bigint FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY cell"
+    rows = conn.execute(sql, params).fetchall()
+    if not rows:
+        return pd.Series(dtype=np.int64, name="count")
+    cells, counts = zip(*rows, strict=True)
+    return pd.Series(np.array(counts, dtype=np.int64), index=np.array(cells, dtype=np.int64), name="count")
+
+
+def hex_counts(conn: psycopg.Connection, *, start: date | str, end: date | str, resolution: int = 9,
+               kinds: list[str] | None = None, categories: list[str] | None = None,
+               area: str | dict | shapely.Geometry | None = None, include_empty: bool = False,
+               settings: Settings | None = None) -> gpd.GeoDataFrame:
+    """Return counts per hexagon for a slice, with rate per 1,000 residents and share.
+
+    Parameters
+    ----------
+    start, end
+        Paris calendar days, ``end`` exclusive (``2021-01-01``, ``2021-02-01`` is January).
+    resolution
+        H3 resolution, one of the served ones (7-11 by default).
+    kinds, categories
+        Restrict to these kinds and/or categories (names from data/categories.csv).
+    area
+        ``arrondissement:CODE``, ``quartier:CODE`` or a polygon: cells whose centre lies in it.
+    include_empty
+        Also return the study-area cells with no event (count 0), as hotspot maps need.
+
+    Returns
+    -------
+    GeoDataFrame (EPSG:4326) with ``cell`` (int64), ``h3`` (hex string), ``count``,
+    ``population`` (residents, IRIS population spread by area), ``rate_per_1000`` (NaN where
+    fewer than 1 resident lives), ``share`` (of the slice's total) and the hexagon geometry.
+    """
+    settings = settings or get_settings()
+    check_resolution(resolution, settings)
+    window = Window.of(start, end)
+    category = category_ids(conn, kinds, categories)
+    geometry = area_geometry(conn, area)
+    counts = count_cells(conn, category, window, resolution)
+    grid = study_grid(conn, resolution)
+    cells = np.union1d(grid, counts.index.to_numpy()) if include_empty else counts.index.to_numpy()
+    frame = pd.DataFrame({"cell": cells, "count": counts.reindex(cells, fill_value=0).to_numpy()})
+    if geometry is not None:
+        lat, lng = hexagons.cells_to_latlng(frame["cell"].to_numpy())
+        frame = frame[shapely.contains_xy(geometry, lng, lat)]
+    population = ensure_population(conn, resolution)
+    frame["population"] = population.reindex(frame["cell"].to_numpy(), fill_value=0.0).to_numpy()
+    frame["rate_per_1000"] = np.where(frame["population"] >= 1, frame["count"] / frame["population"] * 1000, np.nan)
+    total = frame["count"].sum()
+    frame["share"] = frame["count"] / total if total else 0.0
+    frame.insert(1, "h3", [hexagons.cell_to_str(c) for c in frame["cell"]])
+    frame = frame.sort_values("cell").reset_index(drop=True)
+    return gpd.GeoDataFrame(frame, geometry=hexagons.cells_to_polygons(frame["cell"].to_numpy()), crs="EPSG:4326")

@@ -1,0 +1,57 @@
+"""Residents per hexagon: IRIS census population spread onto H3 cells by area.
+
+Areal weighting (what tobler's area interpolation does for extensive variables), in
+Lambert-93 so areas are true; cached per resolution in ``hex_population``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+from pyproj import Transformer
+
+from geo_monitor import hexagons
+
+_TO_LAMBERT = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
+
+
+def _project(geometries: np.ndarray) -> np.ndarray:
+    return shapely.transform(geometries, lambda xy: np.column_stack(_TO_LAMBERT.transform(xy[:, 0], xy[:, 1])))
+
+
+def spread_population(cells: np.ndarray, iris: np.ndarray, population: np.ndarray) -> np.ndarray:
+    """Return each cell's share of the IRIS populations, proportional to overlapping area."""
+    hexes = _project(hexagons.cells_to_polygons(cells))
+    zones = _project(iris)
+    tree = shapely.STRtree(zones)
+    hex_idx, zone_idx = tree.query(hexes, predicate="intersects")
+    overlap = shapely.area(shapely.intersection(hexes[hex_idx], zones[zone_idx]))
+    weight = overlap / shapely.area(zones)[zone_idx]
+    return np.bincount(hex_idx, weights=weight * population[zone_idx], minlength=len(cells))
+
+
+def build_population(conn: psycopg.Connection, resolution: int) -> pd.Series:
+    """Compute and store the residents of every study-area cell at a resolution."""
+    from geo_monitor.aggregates import study_grid
+
+    cells = study_grid(conn, resolution)
+    rows = conn.execute("SELECT ST_AsBinary(geom), population FROM iris").fetchall()
+    iris = shapely.from_wkb([r[0] for r in rows])
+    values = spread_population(cells, iris, np.array([r[1] for r in rows], dtype=np.float64))
+    with conn.transaction():
+        conn.execute("DELETE FROM hex_population WHERE resolution = %s", (resolution,))
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO hex_population (resolution, cell, population) VALUES (%s, %s, %s)",
+                            [(resolution, int(c), float(v)) for c, v in zip(cells, values, strict=True)])
+    return pd.Series(values, index=cells, name="population")
+
+
+def ensure_population(conn: psycopg.Connection, resolution: int) -> pd.Series:
+    """Return residents by cell at a resolution, computing them on first use."""
+    rows = conn.execute("SELECT cell, population FROM hex_population WHERE resolution = %s", (resolution,)).fetchall()
+    if not rows:
+        return build_population(conn, resolution)
+    cells, values = zip(*rows, strict=True)
+    return pd.Series(np.array(values), index=np.array(cells, dtype=np.int64), name="population")
