@@ -123,15 +123,25 @@ def area_geometry(conn: psycopg.Connection, area: str | dict | shapely.Geometry 
     return geometry
 
 
-_grids: dict[tuple[str, int], np.ndarray] = {}
+_grids: dict[tuple[bytes, int], np.ndarray] = {}
 
 
 def study_grid(conn: psycopg.Connection, resolution: int) -> np.ndarray:
-    """Return the sorted cells covering the study area (overlap cover: every point lands in it)."""
-    key = (conn.info.dsn, resolution)
+    """Return the fixed, sorted cells of the study area at a resolution.
+
+    The overlap cover (every cell touching the area), plus the parents of the finest
+    cover: an event's coarse cell is the parent of its fine cell, and H3 children do not
+    nest exactly, so a parent can lie just outside the coarse cover.
+    """
+    row = conn.execute("SELECT ST_AsBinary(geom), codes FROM study_area").fetchone()
+    key = (row[0], resolution)
     if key not in _grids:
-        row = conn.execute("SELECT ST_AsBinary(geom), codes FROM study_area").fetchone()
-        _grids[key] = hexagons.polygon_to_cells(shapely.from_wkb(row[0]), resolution, "overlap")
+        area = shapely.from_wkb(row[0])
+        cells = hexagons.polygon_to_cells(area, resolution, "overlap")
+        if resolution < 11:
+            fine = hexagons.polygon_to_cells(area, 11, "overlap")
+            cells = np.union1d(cells, hexagons.cells_to_parents(fine, resolution))
+        _grids[key] = cells
     return _grids[key]
 
 

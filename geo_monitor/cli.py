@@ -22,8 +22,8 @@ reference_app = typer.Typer(help="Reference layers (boundaries, IRIS population,
                             no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(reference_app, name="reference")
-console = Console(stderr=False)
-err = Console(stderr=True)
+console = Console(stderr=False, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(exc: Exception) -> None:
@@ -197,6 +197,145 @@ def demo(
     console.print(f"sample     {sample_path.resolve()}")
     console.print("run `geo-monitor --help` for what else you can do")
     console.print("everything was already in place: nothing changed" if not changed else "demo data is ready")
+
+
+def _window_option(text: str, name: str) -> tuple[str, str]:
+    """Parse START:END (Paris days, END exclusive)."""
+    start, sep, end = text.partition(":")
+    if not sep:
+        _fail(ValueError(f"--{name} {text!r}: expected START:END, e.g. 2019-01-01:2019-07-01"))
+    return start, end
+
+
+@app.command()
+def aggregate() -> None:
+    """Rebuild the hexagon rollups and the residents per hexagon from the stored events."""
+    import time
+
+    from geo_monitor import rollups
+    from geo_monitor.population import build_population
+
+    settings = _settings()
+    started = time.perf_counter()
+    try:
+        with db.connect(settings) as conn:
+            events = rollups.refresh(conn)
+            rows = dict(conn.execute("SELECT resolution, count(*) FROM rollup_monthly GROUP BY 1").fetchall())
+            for r in settings.resolutions:
+                build_population(conn, r)
+    except GeoMonitorError as exc:
+        _fail(exc)
+    console.print(f"rollups rebuilt from {events:,} events in {time.perf_counter() - started:.1f} s")
+    for r in sorted(rows):
+        console.print(f"  resolution {r:>2}: {rows[r]:>9,} (month, category, cell) rows")
+    console.print(f"residents per hexagon computed for resolutions {', '.join(map(str, settings.resolutions))}")
+
+
+Kinds = Annotated[list[str] | None, typer.Option("--kind", help="incident, outreach or works (repeatable)")]
+Categories = Annotated[list[str] | None, typer.Option("--category", help="A category of data/categories.csv (repeatable)")]
+Out = Annotated[Path | None, typer.Option(help="Write the table: .geojson, .csv or .parquet")]
+
+
+@app.command("hotspots")
+def hotspots_command(
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD (Europe/Paris)")],
+    end: Annotated[str, typer.Option(help="Day after the last, YYYY-MM-DD (exclusive)")],
+    resolution: Annotated[int, typer.Option(help="H3 resolution, 7-11")] = 10,
+    kind: Kinds = None,
+    category: Categories = None,
+    k: Annotated[int, typer.Option(help="Neighbourhood radius in rings (1: 7 cells, 2: 19)")] = 1,
+    emerging: Annotated[bool, typer.Option("--emerging", help="Emerging hotspots over time steps instead")] = False,
+    step: Annotated[str, typer.Option(help="Time step of --emerging: month or week")] = "month",
+    out: Out = None,
+) -> None:
+    """Find significant hot and cold spots (Getis-Ord Gi*, FDR-corrected), or how they evolve."""
+    from geo_monitor import analysis
+    from geo_monitor.export import write_frame
+
+    settings = _settings()
+    try:
+        with db.connect(settings) as conn:
+            if emerging:
+                result = analysis.emerging(conn, start=start, end=end, resolution=resolution, step=step,
+                                           kinds=kind, categories=category, k=k, settings=settings)
+                column = "pattern"
+            else:
+                result = analysis.hotspots(conn, start=start, end=end, resolution=resolution, kinds=kind,
+                                           categories=category, k=k, settings=settings)
+                column = "label"
+        if out:
+            write_frame(result, out)
+    except GeoMonitorError as exc:
+        _fail(exc)
+    what = f"emerging hotspots by {step}" if emerging else "Gi* hotspots (FDR)"
+    console.print(f"{what}, resolution {resolution}, {start} to {end} (exclusive), k={k}: {len(result):,} cells")
+    for label, n in result[column].value_counts().items():
+        console.print(f"  {n:>6,}  {label}")
+    if not emerging:
+        top = result[result["gi_bin"] > 0].nlargest(5, "z")
+        for row in top.itertuples():
+            console.print(f"  hottest: {row.h3}  count {row.count:,}  z {row.z:.2f}")
+    if out:
+        console.print(f"written to {out}")
+
+
+@app.command()
+def impact(
+    site: Annotated[str, typer.Argument(help="Works site id, e.g. CP000617 (see the works reference layer)")],
+    before: Annotated[str | None, typer.Option(help="Before window START:END (default: as long as the works, just before)")] = None,
+    after: Annotated[str | None, typer.Option(help="After window START:END (default: as long as the works, just after)")] = None,
+    resolution: Annotated[int, typer.Option(help="H3 resolution of the areas, 9-11")] = 10,
+    ring: Annotated[int, typer.Option(help="Width of the displacement ring, in cells")] = 1,
+    kind: Kinds = None,
+    category: Categories = None,
+    out: Out = None,
+) -> None:
+    """Before/after counts around a works site, with WDQ and the weighted displacement difference."""
+    from geo_monitor.export import write_frame
+    from geo_monitor.impact import works_impact
+
+    settings = _settings()
+    try:
+        with db.connect(settings) as conn:
+            result = works_impact(conn, site, before=_window_option(before, "before") if before else None,
+                                  after=_window_option(after, "after") if after else None,
+                                  resolution=resolution, ring=ring, kinds=kind or None, categories=category,
+                                  settings=settings)
+        if out:
+            write_frame(result.to_frame(), out)
+    except GeoMonitorError as exc:
+        _fail(exc)
+    console.print("\n".join(result.summary()))
+    if out:
+        console.print(f"written to {out}")
+
+
+@app.command()
+def coverage(
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD (Europe/Paris)")],
+    end: Annotated[str, typer.Option(help="Day after the last, YYYY-MM-DD (exclusive)")],
+    resolution: Annotated[int, typer.Option(help="H3 resolution, 7-11")] = 9,
+    out: Out = None,
+) -> None:
+    """Where incidents meet no outreach: incidents vs outreach contacts per hexagon."""
+    from geo_monitor.coverage import coverage_gap
+    from geo_monitor.export import write_frame
+
+    settings = _settings()
+    try:
+        with db.connect(settings) as conn:
+            result = coverage_gap(conn, start=start, end=end, resolution=resolution, settings=settings)
+        if out:
+            write_frame(result, out)
+    except GeoMonitorError as exc:
+        _fail(exc)
+    uncovered = result[result["uncovered"]] if "uncovered" in result else result.iloc[0:0]
+    console.print(f"coverage, resolution {resolution}, {start} to {end}: {len(uncovered):,} of {len(result):,} "
+                  "cells have incidents and little or no outreach")
+    for row in uncovered.nlargest(5, "incidents").itertuples():
+        console.print(f"  {row.h3}  incidents {row.incidents:,}  outreach {row.outreach:,}")
+    if out:
+        console.print(f"written to {out}")
 
 
 def run() -> None:  # pragma: no cover - console entry

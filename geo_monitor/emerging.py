@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import sparse, stats
+from scipy import sparse
 
 from geo_monitor import hexagons
 from geo_monitor.errors import InvalidArgumentError
@@ -22,28 +22,49 @@ from geo_monitor.hotspots import (
     two_sided_p,
 )
 
-PATTERNS = ("new", "consecutive", "intensifying", "persistent", "diminishing", "sporadic", "oscillating", "historical")
 NO_PATTERN = "no pattern"
+KINDS = (
+    "new",
+    "consecutive",
+    "intensifying",
+    "persistent",
+    "diminishing",
+    "sporadic",
+    "oscillating",
+    "historical",
+)
+PATTERNS = (*(f"{kind} {side} spot" for side in ("hot", "cold") for kind in KINDS), NO_PATTERN)
+"""Every pattern :func:`emerging_hotspots` can return (17), e.g. for a map legend."""
 
 
-def space_time_weights(cells: np.ndarray, steps: int, *, k: int = 1, time_k: int = 1) -> sparse.csr_matrix:
+def space_time_weights(
+    cells: np.ndarray, steps: int, *, k: int = 1, time_k: int = 1
+) -> sparse.csr_matrix:
     """Return the binary (T·n)×(T·n) space-time neighbourhood matrix, bins ordered t-major.
 
     Bin (j, s) neighbours (i, t) when j is within ``k`` rings of i (self included) and
     t − time_k ≤ s ≤ t: the Kronecker product of a lower-banded T×T matrix and the disk matrix.
     """
-    band = sparse.diags([np.ones(steps - lag) for lag in range(time_k + 1)], [-lag for lag in range(time_k + 1)], shape=(steps, steps))
+    band = sparse.diags(
+        [np.ones(steps - lag) for lag in range(time_k + 1)],
+        [-lag for lag in range(time_k + 1)],
+        shape=(steps, steps),
+    )
     return sparse.kron(band, hexagons.disk_matrix(cells, k), format="csr")
 
 
-def space_time_gi_star(cells: np.ndarray, cube: np.ndarray, *, k: int = 1, time_k: int = 1) -> np.ndarray:
+def space_time_gi_star(
+    cells: np.ndarray, cube: np.ndarray, *, k: int = 1, time_k: int = 1
+) -> np.ndarray:
     """Return the T×n Gi* z-scores of every bin (n = cells × T; mean and s over the whole cube)."""
     cells, cube = _check_cube(cells, cube, k, time_k)
     z, _ = gi_star_z(space_time_weights(cells, cube.shape[0], k=k, time_k=time_k), cube.ravel())
     return z.reshape(cube.shape)
 
 
-def mann_kendall(series: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def mann_kendall(
+    series: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return Mann–Kendall (S, Var S, Z, p, tau) of each row, vectorised (= pymannkendall.original_test).
 
     S = Σ_{a<b} sign(x_b − x_a); Var S = [T(T−1)(2T+5) − Σ_g t_g(t_g−1)(2t_g+5)]/18 over tie
@@ -60,14 +81,20 @@ def mann_kendall(series: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         equal_others[:, lag:] += equal
         equal_others[:, :-lag] += equal
     # A tie group of size t has t members with t−1 equal others: Σ e(2e+7) = t(t−1)(2t+5).
-    var_s = (steps * (steps - 1) * (2 * steps + 5) - (equal_others * (2 * equal_others + 7)).sum(axis=1)) / 18
+    var_s = (
+        steps * (steps - 1) * (2 * steps + 5) - (equal_others * (2 * equal_others + 7)).sum(axis=1)
+    ) / 18
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(s > 0, (s - 1) / np.sqrt(var_s), np.where(s < 0, (s + 1) / np.sqrt(var_s), 0.0))
+        z = np.where(
+            s > 0, (s - 1) / np.sqrt(var_s), np.where(s < 0, (s + 1) / np.sqrt(var_s), 0.0)
+        )
     z[np.isnan(s)] = np.nan
     return s, var_s, z, two_sided_p(z), s / (steps * (steps - 1) / 2)
 
 
-def classify_series(bins: np.ndarray, trend_sign: int, trend_significant: bool, *, level: int = 2) -> str:
+def classify_series(
+    bins: np.ndarray, trend_sign: int, trend_significant: bool, *, level: int = 2
+) -> str:
     """Return the emerging hot spot pattern of one location (ArcGIS Pro rules, METHODS §3).
 
     A step is hot when ``bins[t] >= level``, cold when ``bins[t] <= -level`` (default 2: 95 %);
@@ -96,6 +123,7 @@ def classify_series(bins: np.ndarray, trend_sign: int, trend_significant: bool, 
         Whether that trend is significant (p < 0.05).
     level
         Minimum |bin| counted as significant.
+
     """
     bins = np.asarray(bins)
     trend = int(np.sign(trend_sign)) if trend_significant else 0
@@ -118,7 +146,9 @@ def _classify_side(this: np.ndarray, other: np.ndarray, trend: int) -> str | Non
     significant = this | other
     if not significant[:-1].any():
         return "new"
-    run = steps - int(np.flatnonzero(~this)[-1]) - 1  # length of the final hot run (share < 90 %: a gap exists)
+    run = (
+        steps - int(np.flatnonzero(~this)[-1]) - 1
+    )  # length of the final hot run (share < 90 %: a gap exists)
     if run >= 2 and not significant[: steps - run].any():
         return "consecutive"
     return "oscillating" if other[:-1].any() else "sporadic"
@@ -168,6 +198,7 @@ def emerging_hotspots(
         cold_share (fraction of significant hot / cold steps), final_bin (the last step's
         -3..3 bin at 90/95/99 %), mk_tau, mk_p, trend ("up"/"down"/"none": significant only).
         mk_tau and mk_p are NaN when a cell's z series has NaN (all counts equal).
+
     """
     for name, value in (("alpha", alpha), ("trend_alpha", trend_alpha)):
         if not 0 < value < 1:
@@ -200,11 +231,15 @@ def emerging_hotspots(
     )
 
 
-def _check_cube(cells: np.ndarray, cube: np.ndarray, k: int, time_k: int) -> tuple[np.ndarray, np.ndarray]:
+def _check_cube(
+    cells: np.ndarray, cube: np.ndarray, k: int, time_k: int
+) -> tuple[np.ndarray, np.ndarray]:
     cells = check_cells(cells)
     values = check_counts(cube, len(cells), "cube", ndim=2)
     if values.shape[0] < 2:
-        raise InvalidArgumentError(f"cube needs at least 2 time steps (rows), got {values.shape[0]}")
+        raise InvalidArgumentError(
+            f"cube needs at least 2 time steps (rows), got {values.shape[0]}"
+        )
     check_k(k)
     check_k(time_k, "time_k", 0, values.shape[0] - 1)
     return cells, values

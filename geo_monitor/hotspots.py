@@ -64,6 +64,7 @@ def significance_bins(
         Control the false discovery rate over all the given tests (one map or one cube).
     alpha_levels
         Strictly decreasing significance levels; level i (1-based) is the bin magnitude.
+
     """
     z = np.asarray(z, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
@@ -138,13 +139,20 @@ def gi_star(
     InvalidArgumentError
         Bad ``k``, unsorted or duplicate cells, fewer than 3 cells, misaligned, negative or
         non-finite counts, bad levels or permutations.
+
     """
     cells = check_cells(cells)
     x = check_counts(counts, len(cells), "counts")
     check_k(k)
     alpha_levels = check_alpha_levels(alpha_levels)
-    if isinstance(permutations, bool) or not isinstance(permutations, int | np.integer) or permutations < 0:
-        raise InvalidArgumentError(f"permutations must be a non-negative integer, got {permutations!r}")
+    if (
+        isinstance(permutations, bool)
+        or not isinstance(permutations, int | np.integer)
+        or permutations < 0
+    ):
+        raise InvalidArgumentError(
+            f"permutations must be a non-negative integer, got {permutations!r}"
+        )
     weights = hexagons.disk_matrix(cells, k)
     z, w_i = gi_star_z(weights, x)
     p = two_sided_p(z)
@@ -166,7 +174,11 @@ def gi_star(
 
 
 def _permutation_p(
-    cells: np.ndarray, x: np.ndarray, weights: sparse.csr_matrix, permutations: int, seed: int | None
+    cells: np.ndarray,
+    x: np.ndarray,
+    weights: sparse.csr_matrix,
+    permutations: int,
+    seed: int | None,
 ) -> np.ndarray:
     import esda  # slow import, only needed here
     import libpysal
@@ -180,7 +192,9 @@ def _permutation_p(
     with warnings.catch_warnings():
         # esda warns that its default alternative ("directed") will change; we document it.
         warnings.simplefilter("ignore", DeprecationWarning)
-        g = esda.G_Local(x, w, transform="B", star=None, permutations=permutations, seed=seed, n_jobs=1)
+        g = esda.G_Local(
+            x, w, transform="B", star=None, permutations=permutations, seed=seed, n_jobs=1
+        )
     return np.asarray(g.p_sim, dtype=np.float64)
 
 
@@ -188,13 +202,17 @@ def check_cells(cells: np.ndarray) -> np.ndarray:
     """Return the cells as int64, raising InvalidArgumentError unless sorted, unique and ≥ 3."""
     array = np.asarray(cells)
     if array.ndim != 1 or not (array.size == 0 or np.issubdtype(array.dtype, np.integer)):
-        raise InvalidArgumentError(f"cells must be a 1-D array of int64 H3 cells, got shape {array.shape} dtype {array.dtype}")
+        raise InvalidArgumentError(
+            f"cells must be a 1-D array of int64 H3 cells, got shape {array.shape} dtype {array.dtype}"
+        )
     if array.size < 3:
         raise InvalidArgumentError(f"Gi* needs at least 3 cells, got {array.size}")
     array = array.astype(np.int64, copy=False)
     steps = np.diff(array)
     if (steps == 0).any():
-        raise InvalidArgumentError(f"cells contain duplicates, e.g. {int(array[1:][steps == 0][0])}")
+        raise InvalidArgumentError(
+            f"cells contain duplicates, e.g. {int(array[1:][steps == 0][0])}"
+        )
     if (steps < 0).any():
         raise InvalidArgumentError("cells must be sorted ascending (np.sort) with counts aligned")
     return array
@@ -204,10 +222,14 @@ def check_counts(counts: np.ndarray, n: int, name: str, ndim: int = 1) -> np.nda
     """Return the counts as float64, raising InvalidArgumentError unless aligned, finite, ≥ 0."""
     array = np.asarray(counts)
     if array.ndim != ndim or array.shape[-1] != n or not np.issubdtype(array.dtype, np.number):
-        raise InvalidArgumentError(f"{name} must be numeric with {n} values per row (one per cell), got shape {array.shape}")
+        raise InvalidArgumentError(
+            f"{name} must be numeric with {n} values per row (one per cell), got shape {array.shape}"
+        )
     array = array.astype(np.float64)
     if not np.isfinite(array).all():
-        raise InvalidArgumentError(f"{name} must be finite (found NaN or inf); use 0 for an empty cell")
+        raise InvalidArgumentError(
+            f"{name} must be finite (found NaN or inf); use 0 for an empty cell"
+        )
     if (array < 0).any():
         raise InvalidArgumentError(f"{name} must be non-negative, found {array.min():g}")
     return array
@@ -222,6 +244,12 @@ def check_k(k: int, name: str = "k", low: int = 1, high: int = MAX_K) -> None:
 def check_alpha_levels(alpha_levels: Sequence[float]) -> tuple[float, ...]:
     """Return the levels as a tuple, raising unless strictly decreasing within (0, 1)."""
     levels = tuple(float(a) for a in alpha_levels)
-    if not levels or not all(0 < a < 1 for a in levels) or any(b >= a for a, b in zip(levels, levels[1:], strict=False)):
-        raise InvalidArgumentError(f"alpha_levels must be strictly decreasing values in (0, 1), got {alpha_levels!r}")
+    if (
+        not levels
+        or not all(0 < a < 1 for a in levels)
+        or any(b >= a for a, b in zip(levels, levels[1:], strict=False))
+    ):
+        raise InvalidArgumentError(
+            f"alpha_levels must be strictly decreasing values in (0, 1), got {alpha_levels!r}"
+        )
     return levels
