@@ -35,6 +35,18 @@ class Settings(BaseSettings):
     )
     ingest_chunk_rows: int = 100_000
     future_tolerance_minutes: int = 60
+    release_resolution: int = Field(9, description="The one H3 resolution of the public release")
+    release_k: int = Field(11, description="Cells with fewer events are never shown as a number")
+    release_epsilon: float = Field(1.0, description="Privacy loss spent by one monthly release (all its queries)")
+    release_outreach_share: float = Field(0.2, description="Share of release_epsilon spent on outreach totals")
+    release_contributions: int = Field(
+        1, description="Assumed maximum events one person adds to one monthly release (the DP unit)"
+    )
+    release_display_delta: float = Field(
+        1e-6, description="Chance that a cell with fewer than k events passes the noisy threshold"
+    )
+    privacy_budget_month: float = Field(1.0, description="Privacy loss allowed per calendar month of data")
+    privacy_budget_year: float = Field(12.0, description="Privacy loss allowed per calendar year of data")
     extra_categories: dict[str, list[str]] = Field(
         default_factory=dict, description='Vocabulary extension, e.g. {"incident": ["noise"]}'
     )

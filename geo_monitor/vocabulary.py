@@ -47,3 +47,17 @@ def category_ids(conn: psycopg.Connection) -> dict[tuple[str, str], int]:
         "SELECT k.name, c.name, c.id FROM categories c JOIN kinds k ON k.id = c.kind_id"
     ).fetchall()
     return {(kind, name): cid for kind, name, cid in rows}
+
+
+def public_groups(settings: Settings | None = None) -> dict[tuple[str, str], str]:
+    """Return {(kind, category): public group}: the coarse groups the public release shows.
+
+    Categories added through settings fall into their kind's group ("incident" for incidents).
+    """
+    settings = settings or get_settings()
+    with open(settings.data_dir / "categories.csv", encoding="utf-8", newline="") as handle:
+        groups = {(row["kind"], row["category"]): row["public_group"] for row in csv.DictReader(handle)}
+    for kind, categories in vocabulary(settings).items():
+        for category in categories:
+            groups.setdefault((kind, category), kind)
+    return groups
