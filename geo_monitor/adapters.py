@@ -69,7 +69,6 @@ def dansmarue(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
         out["lat"], out["lon"] = parts[0], parts[1]
     else:
         out["lon"] = out["lat"] = np.nan
-    out["source"] = "dansmarue"
     out["external_id"] = _pick(frame, "id")
     for column in ("_geometry_error", RECORD):
         if column in frame:

@@ -40,11 +40,11 @@ class Window:
         try:
             start, end = (d if isinstance(d, date) else date.fromisoformat(str(d)) for d in (start, end))
         except ValueError as exc:
-            raise InvalidArgumentError(f"window dates must be YYYY-MM-DD: {exc}") from None
+            raise InvalidArgumentError(f"window dates must be YYYY-MM-DD: {exc}", "start") from None
         if isinstance(start, datetime) or isinstance(end, datetime):
             start, end = (d.date() if isinstance(d, datetime) else d for d in (start, end))
         if end <= start:
-            raise InvalidArgumentError(f"window end {end} must come after its start {start}")
+            raise InvalidArgumentError(f"window end {end} must come after its start {start}", "end")
         return cls(start, end)
 
     def instant(self, day: date) -> datetime:
@@ -68,7 +68,7 @@ def category_ids(conn: psycopg.Connection, kinds: list[str] | None = None,
     rows = conn.execute("SELECT k.name, c.name, c.id FROM categories c JOIN kinds k ON k.id = c.kind_id").fetchall()
     for kind in kinds or []:
         if kind not in KINDS:
-            raise InvalidArgumentError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
+            raise InvalidArgumentError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}", "kind")
     selected = [r for r in rows if not kinds or r[0] in kinds]
     if categories:
         known = {r[1] for r in selected}
@@ -76,7 +76,7 @@ def category_ids(conn: psycopg.Connection, kinds: list[str] | None = None,
         if unknown:
             scope = f" for kind(s) {', '.join(kinds)}" if kinds else ""
             raise InvalidArgumentError(f"unknown category {', '.join(map(repr, unknown))}{scope}; "
-                                       f"known: {', '.join(sorted(known))}")
+                                       f"known: {', '.join(sorted(known))}", "category")
         selected = [r for r in selected if r[1] in categories]
     return sorted(r[2] for r in selected)
 
@@ -85,7 +85,8 @@ def check_resolution(resolution: int, settings: Settings) -> int:
     """Refuse a resolution that is not served."""
     if resolution not in settings.resolutions:
         raise InvalidArgumentError(
-            f"resolution {resolution} is not served; choose one of {', '.join(map(str, settings.resolutions))}"
+            f"resolution {resolution} is not served; choose one of {', '.join(map(str, settings.resolutions))}",
+            "resolution",
         )
     return resolution
 
@@ -101,26 +102,31 @@ def area_geometry(conn: psycopg.Connection, area: str | dict | shapely.Geometry 
         kind, _, code = area.partition(":")
         tables = {"arrondissement": "arrondissements", "quartier": "quartiers"}
         if kind not in tables or not code.isdigit():
-            raise InvalidArgumentError(f"area {area!r}: expected arrondissement:CODE, quartier:CODE or a polygon")
+            raise InvalidArgumentError(f"area {area!r}: expected arrondissement:CODE, quartier:CODE or a polygon", "area")
         row = conn.execute(f"SELECT ST_AsBinary(geom) FROM {tables[kind]} WHERE code = %s", (int(code),)).fetchone()
         if row is None:
-            raise InvalidArgumentError(f"area {area!r}: no {kind} with INSEE code {code}")
+            raise InvalidArgumentError(f"area {area!r}: no {kind} with INSEE code {code}", "area")
         geometry = shapely.from_wkb(row[0])
     elif isinstance(area, dict):
         try:
             geometry = shapely.geometry.shape(area.get("geometry", area))
         except (AttributeError, ValueError, TypeError, KeyError) as exc:
-            raise InvalidArgumentError(f"area is not a GeoJSON geometry: {exc}") from None
+            raise InvalidArgumentError(f"area is not a GeoJSON geometry: {exc}", "area") from None
     else:
         geometry = area
     if geometry.geom_type not in ("Polygon", "MultiPolygon") or not geometry.is_valid:
-        raise InvalidArgumentError("area must be a valid Polygon or MultiPolygon in lon/lat (EPSG:4326)")
+        raise InvalidArgumentError("area must be a valid Polygon or MultiPolygon in lon/lat (EPSG:4326)", "area")
     inside = conn.execute(
         "SELECT ST_Intersects(geom, ST_GeomFromWKB(%s, 4326)) FROM study_area", (shapely.to_wkb(geometry),)
     ).fetchone()
     if not inside or not inside[0]:
-        raise InvalidArgumentError("area lies outside the study area")
+        raise InvalidArgumentError("area lies outside the study area", "area")
     return geometry
+
+
+def team_sources(conn: psycopg.Connection, team: str) -> list[int]:
+    """Return the ids of the sources that belong to a team."""
+    return [r[0] for r in conn.execute("SELECT id FROM sources WHERE team = %s", (team,)).fetchall()]
 
 
 _grids: dict[tuple[bytes, int], np.ndarray] = {}
@@ -145,16 +151,23 @@ def study_grid(conn: psycopg.Connection, resolution: int) -> np.ndarray:
     return _grids[key]
 
 
-def count_cells(conn: psycopg.Connection, category: list[int], window: Window, resolution: int) -> pd.Series:
-    """Return event counts by cell (int64 index) for categories over a window, at a resolution."""
-    months = window.whole_months() if resolution in rollups.ROLLUP_RESOLUTIONS else None
+def count_cells(conn: psycopg.Connection, category: list[int], window: Window, resolution: int, *,
+                source_ids: list[int] | None = None) -> pd.Series:
+    """Return event counts by cell (int64 index) for categories over a window, at a resolution.
+
+    With ``source_ids`` only those sources' events count (read from the events, as the
+    rollup has no source dimension).
+    """
+    use_rollup = resolution in rollups.ROLLUP_RESOLUTIONS and source_ids is None
+    months = window.whole_months() if use_rollup else None
     if months:
         ranges = [(window.start, months[0]), (months[1], window.end)]
     else:
         ranges = [(window.start, window.end)]
     ranges = [(window.instant(a), window.instant(b)) for a, b in ranges if a < b]
     parts = []
-    params: dict = {"r": resolution, "cats": category}
+    params: dict = {"r": resolution, "cats": category, "src": source_ids}
+    by_source = " AND source_id = ANY(%(src)s)" if source_ids is not None else ""
     if months:
         parts.append("SELECT cell, n FROM rollup_monthly WHERE resolution = %(r)s AND month >= %(m0)s "
                      "AND month < %(m1)s AND category_id = ANY(%(cats)s)")
@@ -162,7 +175,7 @@ def count_cells(conn: psycopg.Connection, category: list[int], window: Window, r
     for i, (t0, t1) in enumerate(ranges):
         cell = "h3_r11" if resolution == 11 else "h3_parent(h3_r11, %(r)s)"
         parts.append(f"SELECT {cell} AS cell, 1 AS n FROM events WHERE category_id = ANY(%(cats)s) "
-                     f"AND occurred_at >= %(t{i}a)s AND occurred_at < %(t{i}b)s")
+                     f"AND occurred_at >= %(t{i}a)s AND occurred_at < %(t{i}b)s{by_source}")
         params.update({f"t{i}a": t0, f"t{i}b": t1})
     if not parts:
         return pd.Series(dtype=np.int64, name="count")
@@ -179,7 +192,7 @@ def count_cells(conn: psycopg.Connection, category: list[int], window: Window, r
 def hex_counts(conn: psycopg.Connection, *, start: date | str, end: date | str, resolution: int = 9,
                kinds: list[str] | None = None, categories: list[str] | None = None,
                area: str | dict | shapely.Geometry | None = None, include_empty: bool = False,
-               settings: Settings | None = None) -> gpd.GeoDataFrame:
+               team: str | None = None, settings: Settings | None = None) -> gpd.GeoDataFrame:
     """Return counts per hexagon for a slice, with rate per 1,000 residents and share.
 
     Parameters
@@ -194,6 +207,8 @@ def hex_counts(conn: psycopg.Connection, *, start: date | str, end: date | str, 
         ``arrondissement:CODE``, ``quartier:CODE`` or a polygon: cells whose centre lies in it.
     include_empty
         Also return the study-area cells with no event (count 0), as hotspot maps need.
+    team
+        Count only the events of sources that belong to this team.
 
     Returns
     -------
@@ -206,7 +221,8 @@ def hex_counts(conn: psycopg.Connection, *, start: date | str, end: date | str, 
     window = Window.of(start, end)
     category = category_ids(conn, kinds, categories)
     geometry = area_geometry(conn, area)
-    counts = count_cells(conn, category, window, resolution)
+    source_ids = team_sources(conn, team) if team is not None else None
+    counts = count_cells(conn, category, window, resolution, source_ids=source_ids)
     grid = study_grid(conn, resolution)
     cells = np.union1d(grid, counts.index.to_numpy()) if include_empty else counts.index.to_numpy()
     frame = pd.DataFrame({"cell": cells, "count": counts.reindex(cells, fill_value=0).to_numpy()})

@@ -25,7 +25,15 @@ class InputFileError(GeoMonitorError, ValueError):
 
 
 class InvalidArgumentError(GeoMonitorError, ValueError):
-    """An argument is outside what the function accepts."""
+    """An argument is outside what the function accepts; ``parameter`` names it when known."""
+
+    def __init__(self, message: str, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class AccessDeniedError(GeoMonitorError, PermissionError):
+    """The caller's role may not see or do this."""
 
 
 class NotFoundError(GeoMonitorError, LookupError):

@@ -107,6 +107,8 @@ class _Rejects:
 
     def __init__(self, path: Path | None) -> None:
         self.path, self._handle, self._writer = path, None, None
+        if path is not None:
+            path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
 
     def add(self, frame: pd.DataFrame) -> None:
         if self.path is None or frame.empty:
@@ -116,7 +118,7 @@ class _Rejects:
             self._writer = csv.writer(self._handle)
             self._writer.writerow([RECORD, "_reason", *CANONICAL])
         columns = [RECORD, "_reason", *CANONICAL]
-        self._writer.writerows(frame.reindex(columns=columns).fillna("").itertuples(index=False))
+        self._writer.writerows(frame.reindex(columns=columns).astype(object).fillna("").itertuples(index=False))
 
     def close(self, keep: bool) -> Path | None:
         if self._handle:
@@ -131,8 +133,11 @@ class _Rejects:
 def ingest_chunks(conn: psycopg.Connection, chunks: Iterable[pd.DataFrame], *, name: str, fmt: str,
                   file_sha256: str | None = None, source: str | None = None, crs: str | None = None,
                   actor: str = "cli", rejects_path: Path | None = None, settings: Settings | None = None,
-                  progress: Callable[[int], None] | None = None) -> IngestReport:
-    """Validate and store chunks of raw records as one batch, in one transaction."""
+                  team: str | None = None, progress: Callable[[int], None] | None = None) -> IngestReport:
+    """Validate and store chunks of raw records as one batch, in one transaction.
+
+    New sources are owned by ``team``; sending into another team's source is refused.
+    """
     settings = settings or get_settings()
     started = time.perf_counter()
     started_at = datetime.now(UTC)
@@ -142,6 +147,7 @@ def ingest_chunks(conn: psycopg.Connection, chunks: Iterable[pd.DataFrame], *, n
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", INGEST_LOCK)
             ctx = load_context(conn, settings, source=source, crs=crs)
+            ctx.team = team
             batch_id = conn.execute(
                 "INSERT INTO ingest_batches (file_name, file_sha256, format, actor, started_at, finished_at, "
                 "received, accepted, duplicates, rejected) VALUES (%s, %s, %s, %s, %s, %s, 0, 0, 0, 0) RETURNING id",
@@ -219,7 +225,7 @@ def _store_chunk(conn: psycopg.Connection, checked: Checked, ctx: Context, repor
     names = sorted(set(prepared.source_id))
     missing_names = [n for n in names if ctx.source_ids.get(n, -1) < 0]
     if missing_names:
-        ctx.source_ids.update(store.source_ids(conn, missing_names))
+        ctx.source_ids.update(store.source_ids(conn, missing_names, ctx.team))
     source_array = pd.Series(prepared.source_id).map(ctx.source_ids).to_numpy(dtype=np.int32)
     hashes = prepared.external_hash
     dup_file = pd.DataFrame({"s": source_array, "a": hashes[:, 0], "b": hashes[:, 1]}).duplicated().to_numpy().copy()
@@ -242,7 +248,7 @@ def _store_chunk(conn: psycopg.Connection, checked: Checked, ctx: Context, repor
 
 def ingest_file(conn: psycopg.Connection, path: Path, *, fmt: str | None = None, adapter: str | None = None,
                 source: str | None = None, crs: str | None = None, actor: str = "cli",
-                rejects_path: Path | None = None, settings: Settings | None = None,
+                rejects_path: Path | None = None, settings: Settings | None = None, team: str | None = None,
                 progress: Callable[[int], None] | None = None) -> IngestReport:
     """Ingest one CSV, GeoJSON or GeoParquet file (optionally through a source adapter)."""
     settings = settings or get_settings()
@@ -253,7 +259,7 @@ def ingest_file(conn: psycopg.Connection, path: Path, *, fmt: str | None = None,
     chunks: Iterator[pd.DataFrame] = read_chunks(path, fmt, settings.ingest_chunk_rows)
     if adapter:
         chunks = adapters.adapt(adapter, chunks, settings)
-        source = source or adapter
+        source = source or adapter  # the adapter leaves the source to the caller
     return ingest_chunks(conn, chunks, name=path.name, fmt=fmt if not adapter else f"{fmt}/{adapter}",
                          file_sha256=sha256_file(path), source=source, crs=crs, actor=actor,
-                         rejects_path=rejects_path, settings=settings, progress=progress)
+                         rejects_path=rejects_path, settings=settings, team=team, progress=progress)

@@ -97,7 +97,18 @@ def _read_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
             start += len(frame)
             yield frame
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path.name} is not a well-formed CSV file: {exc}") from None
+        raise InputFileError(f"{path.name} is not a well-formed CSV file: {_csv_problem(path, delimiter, len(header), exc)}") from None
+
+
+def _csv_problem(path: Path, delimiter: str, width: int, exc: Exception) -> str:
+    """Name the first record whose field count differs from the header's, without quoting it."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        next(reader, None)
+        for number, row in enumerate(reader, start=1):
+            if len(row) != width:
+                return f"record {number} (line {reader.line_num}) has {len(row)} fields, the header has {width}"
+    return str(exc).split(":", 2)[0]  # pyarrow's message quotes the row: keep only its kind
 
 
 def _read_geojson(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -123,7 +134,7 @@ def _read_geojson(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
                 props["_geometry_error"] = f"geometry is a {geometry.get('type') if isinstance(geometry, dict) else type(geometry).__name__}, not a Point"
             rows.append(props)
         # Features may omit properties: absent ones become per-row "missing" reasons.
-        frame = pd.DataFrame(rows)
+        frame = pd.DataFrame(rows, dtype=object)  # object: an id column with gaps must not become floats
         for column in REQUIRED_FIELDS:
             if column not in frame:
                 frame[column] = np.nan
@@ -160,7 +171,7 @@ def _read_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     start = 1
     try:
         for batch in pfile.iter_batches(batch_size=chunk_rows):
-            frame = batch.to_pandas()
+            frame = batch.to_pandas(integer_object_nulls=True)
             if geometry_column and geometry_column in frame:
                 points = shapely.from_wkb(frame.pop(geometry_column).to_numpy(), on_invalid="ignore")
                 is_point = shapely.get_type_id(points) == 0

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     )
     privacy_budget_month: float = Field(1.0, description="Privacy loss allowed per calendar month of data")
     privacy_budget_year: float = Field(12.0, description="Privacy loss allowed per calendar year of data")
+    api_max_upload_bytes: int = Field(50 * 1024 * 1024, description="Largest accepted POST /events body")
+    api_max_page: int = Field(20_000, description="Most features one response may hold (larger is refused)")
+    api_pool_size: int = Field(10, description="Database connections kept by the API")
+    public_rate_per_minute: int = Field(120, description="Requests per minute per client on public endpoints")
+    police_outreach_max_resolution: int = Field(
+        8, description="Finest resolution at which police see outreach counts (suppressed under release_k)"
+    )
     extra_categories: dict[str, list[str]] = Field(
         default_factory=dict, description='Vocabulary extension, e.g. {"incident": ["noise"]}'
     )

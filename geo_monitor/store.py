@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import psycopg
 
+from geo_monitor.errors import AccessDeniedError
 from geo_monitor.validate import Prepared
 
 COPY_COLUMNS = (
@@ -77,13 +78,22 @@ def write_events(conn: psycopg.Connection, buffer: bytes) -> None:
             copy.write(buffer[start:start + (1 << 24)])
 
 
-def source_ids(conn: psycopg.Connection, names: list[str]) -> dict[str, int]:
-    """Return the id of each source name, creating the missing ones."""
+def source_ids(conn: psycopg.Connection, names: list[str], team: str | None = None) -> dict[str, int]:
+    """Return the id of each source name, creating the missing ones (owned by ``team``).
+
+    A source that already belongs to another team is refused: a team never writes
+    into another team's records.
+    """
     conn.execute(
-        "INSERT INTO sources (name) SELECT unnest(%s::text[]) ON CONFLICT (name) DO NOTHING", (names,)
+        "INSERT INTO sources (name, team) SELECT unnest(%s::text[]), %s ON CONFLICT (name) DO NOTHING",
+        (names, team),
     )
-    rows = conn.execute("SELECT name, id FROM sources WHERE name = ANY(%s)", (names,)).fetchall()
-    return dict(rows)
+    rows = conn.execute("SELECT name, id, team FROM sources WHERE name = ANY(%s)", (names,)).fetchall()
+    if team is not None:
+        foreign = sorted(name for name, _, owner in rows if owner != team)
+        if foreign:
+            raise AccessDeniedError(f"source(s) {', '.join(foreign)} belong to another team")
+    return {name: sid for name, sid, _ in rows}
 
 
 def stored_hashes(conn: psycopg.Connection, source_id: int, hashes: np.ndarray, batch_id: int) -> tuple[np.ndarray, np.ndarray]:

@@ -44,6 +44,7 @@ class Context:
     hash_key: str
     default_source: str | None = None
     crs: str | None = None
+    team: str | None = None
     transformer: Transformer | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -158,17 +159,20 @@ def validate(frame: pd.DataFrame, ctx: Context) -> Checked:
             continue
         values = frame[column]
         filled = values.notna() & (values.astype(str).str.strip() != "")
-        refuse(filled, f"field {column!r} is not part of the canonical record (personal data cannot be stored)")
+        refuse(filled, f"field {column[:40]!r} is not part of the canonical record (personal data cannot be stored)")
     if "_geometry_error" in frame:
         refuse(frame["_geometry_error"].notna(), frame["_geometry_error"].astype(object).to_numpy())
 
     kind = _text(frame, "kind").str.lower()
     category = _text(frame, "category").str.lower()
     refuse(kind == "", "missing kind")
-    refuse(~kind.isin({k for k, _ in ctx.categories}), "unknown kind " + kind.str.slice(0, 40).map(repr))
+    # Reasons never quote a row's values: they are counted in the stored batch report,
+    # and a value typed into the wrong column can be a name.
+    refuse(~kind.isin({k for k, _ in ctx.categories}), "unknown kind (expected incident, outreach or works)")
     category_id = pd.Series(list(zip(kind, category, strict=True)), index=frame.index, dtype=object).map(ctx.categories)
     refuse(category == "", "missing category")
-    refuse(category_id.isna(), "unknown category " + category.str.slice(0, 40).map(repr) + " for kind " + kind.str.slice(0, 40).map(repr))
+    refuse(category_id.isna() & category.str.startswith("dansmarue:"), "unknown DansMaRue type (not in data/dansmarue_types.csv)")
+    refuse(category_id.isna(), "unknown category for this kind (see data/categories.csv)")
 
     source = _text(frame, "source")
     if ctx.default_source:

@@ -1,0 +1,174 @@
+"""The `geo-monitor` command line, run as a user runs it: the installed script in a subprocess.
+
+Each run gets its settings from the environment only (a clean GEO_MONITOR_* set, a working
+directory of its own so no `.env` file is picked up).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from geo_monitor import db
+from geo_monitor.settings import Settings
+from geo_monitor.validate import CANONICAL
+
+GEO_MONITOR = Path(sys.executable).with_name("geo-monitor")
+WHEN = "2021-05-04T21:30:00+02:00"
+# Real stations inside the study area (IDFM), lon, lat.
+GARE_DE_L_EST = (2.3578808, 48.8759911)
+LAUMIERE = (2.3787169, 48.8849706)
+GAMBETTA = (2.3969128, 48.8649781)
+BASTILLE = (2.3686746, 48.852009)  # outside
+
+
+def run(args: list[str], settings: Settings, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `geo-monitor ARGS` against ``settings``' database, from ``cwd``."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GEO_MONITOR_")}
+    environ.update({
+        "GEO_MONITOR_DATABASE_URL": settings.database_url,
+        "GEO_MONITOR_REFERENCE_DIR": str(settings.reference_dir),
+        "GEO_MONITOR_CACHE_DIR": str(settings.cache_dir),
+        "GEO_MONITOR_ENVIRONMENT": "test",
+        "COLUMNS": "200",
+        **env,
+    })
+    return subprocess.run([str(GEO_MONITOR), *args], cwd=cwd, env=environ, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def write_csv(path: Path, header: list[str], rows: list[tuple]) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def record(place: tuple[float, float], external_id: str, *, swapped: bool = False) -> tuple:
+    lon, lat = place
+    return ("incident", "dealing", WHEN, lat, lon, external_id) if swapped else \
+           ("incident", "dealing", WHEN, lon, lat, external_id)
+
+
+HEADER = ["kind", "category", "occurred_at", "lon", "lat", "external_id"]
+
+
+def count_events(settings: Settings, source: str | None = None) -> int:
+    with db.connect(settings) as conn:
+        if source is None:
+            return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        return conn.execute(
+            "SELECT count(*) FROM events e JOIN sources s ON s.id = e.source_id WHERE s.name = %s", (source,)
+        ).fetchone()[0]
+
+
+def counted(output: str, label: str) -> int:
+    """The number printed after ``label`` at the start of a report line."""
+    match = re.search(rf"^\s*{label}\s+([\d,]+)", output, flags=re.MULTILINE)
+    assert match, f"no '{label}' line in:\n{output}"
+    return int(match.group(1).replace(",", ""))
+
+
+def test_ingest_prints_the_report_and_writes_the_rejects_file(loaded_db: Settings, tmp_path: Path) -> None:
+    source = "cli-report"
+    path = write_csv(tmp_path / "events.csv", HEADER, [
+        record(GARE_DE_L_EST, "a"), record(LAUMIERE, "b"), record(GAMBETTA, "c"),
+        record(GARE_DE_L_EST, "d", swapped=True), record(LAUMIERE, "e", swapped=True),
+        record(BASTILLE, "f"), record(GARE_DE_L_EST, "a"),
+    ])
+
+    result = run(["ingest", str(path), "--source", source], loaded_db, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert (counted(out, "received"), counted(out, "accepted"), counted(out, "duplicates"),
+            counted(out, "rejected")) == (7, 3, 1, 3)
+    assert re.search(r"^\s*2\s+latitude and longitude look swapped", out, flags=re.MULTILINE), out
+    assert re.search(r"^\s*1\s+outside the study area$", out, flags=re.MULTILINE), out
+    assert re.search(r"^\s*time\s+[\d.]+ s", out, flags=re.MULTILINE), out
+    for value in (*GARE_DE_L_EST, *LAUMIERE, *BASTILLE):  # the output never shows a coordinate
+        assert str(value)[:5] not in result.stdout + result.stderr
+    rejects = tmp_path / "events.rejects.csv"  # default: FILE-stem.rejects.csv in the working directory
+    assert str(rejects) in out
+    with open(rejects, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["_record", "_reason", *CANONICAL]
+    assert [(r["_record"], r["external_id"]) for r in rows] == [("4", "d"), ("5", "e"), ("6", "f")]
+    assert count_events(loaded_db, source) == 3
+
+
+def test_a_fixed_rejects_file_is_accepted_when_sent_again(loaded_db: Settings, tmp_path: Path) -> None:
+    source = "cli-fixed"
+    path = write_csv(tmp_path / "swapped.csv", HEADER, [
+        record(GARE_DE_L_EST, "a"), record(LAUMIERE, "b", swapped=True), record(GAMBETTA, "c", swapped=True),
+    ])
+    first = run(["ingest", str(path), "--source", source], loaded_db, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert counted(first.stdout, "accepted") == 1
+    rejects = tmp_path / "swapped.rejects.csv"
+
+    # The fix: swap the lon and lat columns back; _record and _reason stay in the file.
+    lines = rejects.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    i, j = header.index("lon"), header.index("lat")
+    header[i], header[j] = header[j], header[i]
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text("\n".join([",".join(header), *lines[1:]]) + "\n", encoding="utf-8")
+
+    again = run(["ingest", str(fixed), "--source", source], loaded_db, cwd=tmp_path)
+
+    assert again.returncode == 0, again.stderr
+    assert (counted(again.stdout, "accepted"), counted(again.stdout, "rejected")) == (2, 0)
+    assert count_events(loaded_db, source) == 3
+    assert not (tmp_path / "fixed.rejects.csv").exists()
+
+
+def test_ingest_of_an_unreadable_file_fails_with_one_clear_error(loaded_db: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("kind,category,occurred_at,lon,lat\nincident,propreté,2021-05-04,2.37,48.88\n".encode("latin-1"))
+
+    result = run(["ingest", str(path), "--source", "cli-latin1"], loaded_db, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert re.search(r"error:.*latin1\.csv is not UTF-8.*re-save it as UTF-8", result.stderr), result.stderr
+    assert count_events(loaded_db, "cli-latin1") == 0
+
+
+def test_demo_builds_a_new_database_then_changes_nothing(
+    settings_factory: Callable[..., Settings], tmp_path: Path,
+) -> None:
+    new = settings_factory()  # names a database that does not exist; dropped after the test
+    params = conninfo_to_dict(new.database_url)
+    with psycopg.connect(make_conninfo(**{**params, "dbname": "postgres"}), autocommit=True) as server:
+        exists = server.execute("SELECT 1 FROM pg_database WHERE datname = %s", (params["dbname"],)).fetchone()
+    assert exists is None
+    output = tmp_path / "var"
+
+    try:
+        first = run(["demo", "--events", "2000"], new, cwd=tmp_path, GEO_MONITOR_OUTPUT_DIR=str(output))
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "created database" in first.stdout
+        assert "demo data is ready" in first.stdout
+        stored = count_events(new)
+        assert stored == counted(first.stdout, "accepted") > 1_900
+        assert (output / "sample-2000-42.parquet").is_file()
+
+        second = run(["demo", "--events", "2000"], new, cwd=tmp_path, GEO_MONITOR_OUTPUT_DIR=str(output))
+
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "everything was already in place: nothing changed" in second.stdout
+        assert "created database" not in second.stdout
+        assert counted(second.stdout, "accepted") == 0
+        assert count_events(new) == stored
+    finally:
+        db.drop_database(new)
