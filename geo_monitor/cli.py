@@ -338,6 +338,66 @@ def coverage(
         console.print(f"written to {out}")
 
 
+token_app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="admin, planner, police or outreach")],
+    team: Annotated[str, typer.Option(help="Team name (outreach teams see their own records)")],
+    days: Annotated[int, typer.Option(help="Days until it expires (1-730)")] = 90,
+    description: Annotated[str | None, typer.Option(help="What it is for")] = None,
+) -> None:
+    """Create a token; it is printed once and stored only as a hash."""
+    from geo_monitor.tokens import create_token
+
+    try:
+        with db.connect(_settings()) as conn:
+            token_id, token = create_token(conn, role=role, team=team, days=days, description=description)
+    except GeoMonitorError as exc:
+        _fail(exc)
+    err.print(f"token {token_id} for {role}/{team}, valid {days} days; store it now, it is not kept:")
+    console.print(token)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens (never the tokens themselves)."""
+    from geo_monitor.tokens import list_tokens
+
+    with db.connect(_settings()) as conn:
+        for row in list_tokens(conn):
+            state = "revoked" if row["revoked_at"] else f"expires {row['expires_at']:%Y-%m-%d}"
+            console.print(f"{row['id']:>4}  {row['prefix']}…  {row['role']:<9} {row['team']:<20} {state}")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="Token id (see token list)")]) -> None:
+    """Revoke a token at once."""
+    from geo_monitor.tokens import revoke_token
+
+    try:
+        with db.connect(_settings()) as conn:
+            revoke_token(conn, token_id)
+    except GeoMonitorError as exc:
+        _fail(exc)
+    console.print(f"token {token_id} revoked")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Serve the API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    console.print(f"serving the API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+    uvicorn.run("api.main:app_factory", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
 def run() -> None:  # pragma: no cover - console entry
     """Entry point that turns unexpected errors into one readable line."""
     try:

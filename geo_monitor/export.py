@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 
 from geo_monitor.errors import InvalidArgumentError
 
@@ -29,3 +33,26 @@ def write_frame(frame: gpd.GeoDataFrame | pd.DataFrame, path: Path) -> Path:
             path.unlink()
         gpd.GeoDataFrame(out, geometry="geometry", crs=frame.crs).to_file(path, driver="GeoJSON")
     return path
+
+
+def _clean(value: object) -> object:
+    """Return a JSON-safe value: NaN and NA become null, numpy scalars plain numbers."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def geojson_bytes(frame: gpd.GeoDataFrame, properties: list[str], metadata: dict | None = None) -> bytes:
+    """Return a GeoJSON FeatureCollection of the frame's geometry and the named columns."""
+    geometries = shapely.to_geojson(frame.geometry.to_numpy())
+    columns = [frame[c].tolist() for c in properties]
+    parts = []
+    for i, geometry in enumerate(geometries):
+        props = {name: _clean(column[i]) for name, column in zip(properties, columns, strict=True)}
+        parts.append(f'{{"type":"Feature","geometry":{geometry},"properties":{json.dumps(props)}}}')
+    head = {"type": "FeatureCollection"}
+    if metadata:
+        head["metadata"] = metadata
+    return (json.dumps(head)[:-1] + ',"features":[' + ",".join(parts) + "]}").encode()

@@ -399,7 +399,7 @@ def works_impact(conn: psycopg.Connection, site_id: str, *, before: WindowLike |
     if after.end > today:
         notes.append(f"the after window ends {after.end}, after today: its counts are incomplete")
     works = (default_before.end, default_after.start) if default_before else None
-    if works and (before.end > works[0] or after.start < works[1]):
+    if works and any(w.start < works[1] and w.end > works[0] for w in (before, after)):
         notes.append(f"a window overlaps the works period ({works[0]} to {works[1]}, exclusive)")
     return ImpactResult(
         site=site, before=before, after=after, resolution=resolution, ring=ring, gap=gap,

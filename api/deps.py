@@ -1,0 +1,97 @@
+"""Request dependencies: settings, a pooled connection, who is asking, rate limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+import psycopg
+from fastapi import Depends, Request
+from psycopg_pool import ConnectionPool
+
+from api.errors import RETRY_AFTER_SECONDS, ApiError
+from geo_monitor.settings import Settings
+from geo_monitor.tokens import PUBLIC, Principal, authenticate
+
+
+def get_settings(request: Request) -> Settings:
+    """Return the application's settings."""
+    return request.app.state.settings
+
+
+def get_connection(request: Request) -> Iterator[psycopg.Connection]:
+    """Lend a pooled connection for the request (503 when the database cannot be reached)."""
+    pool: ConnectionPool = request.app.state.pool
+    with pool.connection(timeout=request.app.state.settings_connect_timeout) as conn:
+        yield conn
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ConnDep = Annotated[psycopg.Connection, Depends(get_connection)]
+
+
+def get_principal(request: Request) -> Principal:
+    """Return who is asking: the token's role and team, or the public without a token."""
+    header = request.headers.get("authorization")
+    if not header:
+        return PUBLIC
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "Authorization must be 'Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
+    with request.app.state.pool.connection(timeout=request.app.state.settings_connect_timeout) as conn:
+        principal = authenticate(conn, token.strip())
+    if principal is None:
+        raise ApiError(401, "unknown, expired or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: str) -> Callable[[Principal], Principal]:
+    """Return a dependency that admits only the given roles (the public gets 401, others 403)."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role == "public":
+            raise ApiError(401, "this endpoint needs a token", headers={"WWW-Authenticate": "Bearer"})
+        if principal.role not in roles:
+            raise ApiError(403, f"the {principal.role} role may not use this endpoint")
+        return principal
+
+    return check
+
+
+class RateLimiter:
+    """A token bucket per client address: ``rate`` requests per minute, bursts of ``rate/4``."""
+
+    def __init__(self, rate_per_minute: int) -> None:
+        self.rate = rate_per_minute / 60.0
+        self.capacity = max(1.0, rate_per_minute / 4)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, client: str) -> float:
+        """Take one request; return 0 when allowed, else the seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, stamp = self._buckets.get(client, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - stamp) * self.rate)
+            if tokens >= 1:
+                self._buckets[client] = (tokens - 1, now)
+                if len(self._buckets) > 100_000:  # forget idle clients
+                    self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 600}
+                return 0.0
+            self._buckets[client] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+def rate_limited(request: Request) -> None:
+    """Refuse a public client over its rate with 429 and Retry-After."""
+    wait = request.app.state.limiter.take(request.client.host if request.client else "unknown")
+    if wait:
+        raise ApiError(429, "too many requests; slow down", headers={"Retry-After": str(max(1, round(wait)))})
+
+
+__all__ = ["RETRY_AFTER_SECONDS", "ConnDep", "PrincipalDep", "SettingsDep", "rate_limited", "require"]

@@ -1,0 +1,63 @@
+"""The FastAPI application: settings and the connection pool live in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from psycopg_pool import ConnectionPool
+
+from api import errors
+from api.cache import ResponseCache
+from api.deps import RateLimiter
+from api.routes import admin, analysis, events, health, hexagons, public, reference
+from geo_monitor import __version__
+from geo_monitor.settings import Settings, get_settings
+
+log = logging.getLogger("geo_monitor.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application for the given settings (tests pass their own)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = ConnectionPool(
+            settings.database_url, min_size=1, max_size=settings.api_pool_size, open=False,
+            kwargs={"connect_timeout": 3, "application_name": "geo_monitor_api"},
+            check=ConnectionPool.check_connection, reconnect_timeout=0,
+        )
+        pool.open(wait=False)  # start even when the database is down; readiness says so
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            pool.close()
+
+    app = FastAPI(
+        title="geo_monitor API",
+        version=__version__,
+        description=(
+            "Anonymised monitoring of public space in north-east Paris. Planners, police and outreach "
+            "teams use a bearer token (`geo-monitor token create`); the public sees only the published "
+            "monthly releases under /public."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.settings_connect_timeout = 3.0
+    app.state.limiter = RateLimiter(settings.public_rate_per_minute)
+    app.state.cache = ResponseCache()
+    errors.install(app)
+    for router in (health.router, events.router, hexagons.router, analysis.router, reference.router,
+                   public.router, admin.router):
+        app.include_router(router)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for ``uvicorn --factory api.main:app_factory``."""
+    return create_app()

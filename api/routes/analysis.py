@@ -1,0 +1,120 @@
+"""Analyses for planners (and police on incidents): hotspots, emerging hotspots, impact, coverage."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from api.cache import cached, data_version
+from api.deps import ConnDep, PrincipalDep, SettingsDep, require
+from api.errors import ApiError
+from api.schemas import ERRORS, AnyCollection
+from api.slices import Categories, End, Kinds, Start
+from geo_monitor import analysis
+from geo_monitor.export import geojson_bytes
+from geo_monitor.tokens import Principal, audit
+
+router = APIRouter(tags=["analysis"])
+K = Annotated[int, Query(ge=1, le=5, description="Neighbourhood radius in rings (1: 7 cells, 2: 19)")]
+AnalysisResolution = Annotated[int, Query(ge=7, le=11, description="H3 resolution, 7-11")]
+
+
+def _analysis_kinds(principal: Principal, kinds: list[str] | None) -> list[str] | None:
+    """Planners analyse everything; police only incidents and works."""
+    for kind in kinds or []:
+        if kind not in ("incident", "outreach", "works"):
+            raise ApiError(400, f"unknown kind {kind[:40]!r}; kinds are incident, outreach, works", "kind")
+    if principal.role == "police":
+        if kinds is None:
+            return ["incident", "works"]
+        if "outreach" in kinds:
+            raise ApiError(403, "police analyses cover incidents and works only", "kind")
+    return kinds
+
+
+def _geo(request: Request, conn, principal: Principal, action: str, params: dict, build) -> Response:
+    etag = request.app.state.cache.etag(request, f"{principal.role}:{principal.team}", data_version(conn))
+    response = cached(request, etag, build)
+    audit(conn, principal, action, params, response.status_code)
+    return response
+
+
+@router.get("/hotspots", response_model=AnyCollection, responses=ERRORS,
+            dependencies=[Depends(require("admin", "planner", "police"))],
+            summary="Getis-Ord Gi* hot and cold spots (FDR-corrected) over the whole study grid")
+def hotspots(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep, start: Start,
+             end: End, resolution: AnalysisResolution = 10, kind: Kinds = None, category: Categories = None,
+             k: K = 1) -> Response:
+    """Every cell with its count, z, two-sided p, class (-3..3) and label."""
+    kinds = _analysis_kinds(principal, kind)
+    params = {"start": str(start), "end": str(end), "resolution": resolution, "kinds": kinds,
+              "categories": category, "k": k}
+
+    def build() -> bytes:
+        result = analysis.hotspots(conn, start=start, end=end, resolution=resolution, kinds=kinds,
+                                   categories=category, k=k, settings=settings)
+        return geojson_bytes(result, ["h3", "count", "z", "p", "gi_bin", "label"],
+                             {**params, "method": "Getis-Ord Gi*, binary k-ring weights incl. self, "
+                                                   "two-sided p, Benjamini-Hochberg FDR"})
+
+    return _geo(request, conn, principal, "hotspots", params, build)
+
+
+@router.get("/hotspots/emerging", response_model=AnyCollection, responses=ERRORS,
+            dependencies=[Depends(require("admin", "planner", "police"))],
+            summary="Emerging hotspot patterns (ArcGIS Pro classes) over monthly or weekly steps")
+def emerging(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep, start: Start,
+             end: End, resolution: AnalysisResolution = 10,
+             step: Annotated[Literal["month", "week"], Query(description="Time step")] = "month",
+             kind: Kinds = None, category: Categories = None, k: K = 1) -> Response:
+    """Every cell with its pattern, hot/cold shares and Mann-Kendall trend."""
+    kinds = _analysis_kinds(principal, kind)
+    params = {"start": str(start), "end": str(end), "resolution": resolution, "step": step, "kinds": kinds,
+              "categories": category, "k": k}
+
+    def build() -> bytes:
+        result = analysis.emerging(conn, start=start, end=end, resolution=resolution, step=step, kinds=kinds,
+                                   categories=category, k=k, settings=settings)
+        return geojson_bytes(result, ["h3", "pattern", "hot_share", "cold_share", "final_bin", "trend", "total"],
+                             {**params, "steps": result.attrs.get("steps", [])})
+
+    return _geo(request, conn, principal, "hotspots.emerging", params, build)
+
+
+@router.get("/coverage", response_model=AnyCollection, responses=ERRORS,
+            dependencies=[Depends(require("admin", "planner"))],
+            summary="Coverage gap: incidents against outreach contacts per hexagon (planners)")
+def coverage(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep, start: Start,
+             end: End, resolution: AnalysisResolution = 9) -> Response:
+    """Where incidents meet little or no outreach."""
+    from geo_monitor.coverage import coverage_gap
+
+    params = {"start": str(start), "end": str(end), "resolution": resolution}
+
+    def build() -> bytes:
+        result = coverage_gap(conn, start=start, end=end, resolution=resolution, settings=settings)
+        columns = [c for c in result.columns if c not in ("geometry", "cell")]
+        return geojson_bytes(result, columns, params)
+
+    return _geo(request, conn, principal, "coverage", params, build)
+
+
+@router.get("/impact/{site_id}", responses=ERRORS, dependencies=[Depends(require("admin", "planner", "police"))],
+            summary="Before/after counts around a works site, with WDQ and WDD")
+def impact(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,
+           site_id: Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")],
+           before_start: Start, before_end: End, after_start: Start, after_end: End,
+           resolution: Annotated[int, Query(ge=9, le=11)] = 10,
+           ring: Annotated[int, Query(ge=1, le=5)] = 1, kind: Kinds = None,
+           category: Categories = None) -> dict:
+    """Counts per area and period, the weighted displacement quotient and difference."""
+    from geo_monitor.impact import works_impact
+
+    kinds = _analysis_kinds(principal, kind) or ["incident"]
+    result = works_impact(conn, site_id, before=(before_start, before_end), after=(after_start, after_end),
+                          resolution=resolution, ring=ring, kinds=kinds, categories=category, settings=settings)
+    table = result.to_frame()
+    audit(conn, principal, "impact", {"site": site_id, "resolution": resolution, "ring": ring}, 200)
+    return {"site": site_id, "summary": result.summary(),
+            "counts": table.astype(object).where(table.notna(), None).to_dict(orient="records")}
