@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import shapely
+import shapely.errors
 
 from geo_monitor import hexagons, rollups
 from geo_monitor.errors import InvalidArgumentError
@@ -110,7 +111,7 @@ def area_geometry(conn: psycopg.Connection, area: str | dict | shapely.Geometry 
     elif isinstance(area, dict):
         try:
             geometry = shapely.geometry.shape(area.get("geometry", area))
-        except (AttributeError, ValueError, TypeError, KeyError) as exc:
+        except (AttributeError, ValueError, TypeError, KeyError, shapely.errors.GeometryTypeError) as exc:
             raise InvalidArgumentError(f"area is not a GeoJSON geometry: {exc}", "area") from None
     else:
         geometry = area

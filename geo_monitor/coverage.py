@@ -27,6 +27,7 @@ from geo_monitor.aggregates import (
 from geo_monitor.errors import InvalidArgumentError
 from geo_monitor.settings import Settings, get_settings
 
+DEMAND_CATEGORIES = ("consumption_gathering", "drug_litter")
 STATUSES = ("no incidents", "few incidents", "no outreach", "low outreach", "covered")
 
 
@@ -43,7 +44,9 @@ def coverage_gap(conn: psycopg.Connection, *, start: date | str, end: date | str
     resolution
         A served H3 resolution (default 9, about 9 ha per cell).
     incident_categories, outreach_categories
-        Restrict each side to these categories (default: every category of the kind).
+        The demand and the response. By default the demand is what street teams answer
+        (``DEMAND_CATEGORIES``: consumption gatherings and discarded drug litter, not the
+        public-space reports) and the response every outreach category.
     area
         ``arrondissement:CODE``, ``quartier:CODE`` or a polygon: cells whose centre lies in it.
     min_incidents
@@ -68,7 +71,7 @@ def coverage_gap(conn: psycopg.Connection, *, start: date | str, end: date | str
         raise InvalidArgumentError(f"min_incidents must be at least 1 and low_ratio non-negative, "
                                    f"got {min_incidents} and {low_ratio}")
     window = Window.of(start, end)
-    incident_ids = category_ids(conn, ["incident"], incident_categories)
+    incident_ids = category_ids(conn, ["incident"], incident_categories or list(DEMAND_CATEGORIES))
     outreach_ids = category_ids(conn, ["outreach"], outreach_categories)
     geometry = area_geometry(conn, area)
     cells = study_grid(conn, resolution)

@@ -76,31 +76,36 @@ def available_migrations() -> list[tuple[int, str, str]]:
 
 
 def migrate(conn: psycopg.Connection) -> list[str]:
-    """Apply the migrations not yet applied, each in its own transaction; return their names."""
-    with conn.transaction():
-        # Serialise concurrent `db up` runs: the second waits, then finds the work done.
-        conn.execute("SELECT pg_advisory_xact_lock(7171, 1)")
-        conn.execute(
-            """CREATE TABLE IF NOT EXISTS schema_migrations (
-                   version    integer PRIMARY KEY,
-                   name       text NOT NULL,
-                   applied_at timestamptz NOT NULL DEFAULT now())"""
-        )
-    applied = []
-    for version, name, text in available_migrations():
+    """Apply the migrations not yet applied, each in its own transaction; return their names.
+
+    A session lock serialises concurrent `db up` runs: the second waits, then finds the
+    work done.
+    """
+    conn.commit()
+    conn.execute("SELECT pg_advisory_lock(7171, 1)")  # a session lock: it outlives the commit
+    conn.commit()
+    try:
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(7171, 1)")
-            done = conn.execute(
-                "SELECT 1 FROM schema_migrations WHERE version = %s", (version,)
-            ).fetchone()
-            if done:
-                continue
-            conn.execute(text)
             conn.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+                """CREATE TABLE IF NOT EXISTS schema_migrations (
+                       version    integer PRIMARY KEY,
+                       name       text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-        applied.append(f"{version:03d}_{name}")
-    return applied
+        applied = []
+        for version, name, text in available_migrations():
+            with conn.transaction():
+                done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)).fetchone()
+                if done:
+                    continue
+                conn.execute(text)
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+            applied.append(f"{version:03d}_{name}")
+        return applied
+    finally:
+        conn.rollback()
+        conn.execute("SELECT pg_advisory_unlock(7171, 1)")
+        conn.commit()
 
 
 def schema_version(conn: psycopg.Connection) -> int:
