@@ -38,10 +38,7 @@ class Window:
     @classmethod
     def of(cls, start: date | str, end: date | str) -> Window:
         """Parse and check a window; ``end`` is exclusive and must come after ``start``."""
-        try:
-            start, end = (d if isinstance(d, date) else date.fromisoformat(str(d)) for d in (start, end))
-        except ValueError as exc:
-            raise InvalidArgumentError(f"window dates must be YYYY-MM-DD: {exc}", "start") from None
+        start, end = _day(start, "start"), _day(end, "end")
         if isinstance(start, datetime) or isinstance(end, datetime):
             start, end = (d.date() if isinstance(d, datetime) else d for d in (start, end))
         if end <= start:
@@ -57,6 +54,16 @@ class Window:
         first = self.start if self.start.day == 1 else _next_month(self.start)
         last = self.end.replace(day=1)
         return (first, last) if first < last else None
+
+
+def _day(value: date | str, name: str) -> date:
+    """Parse one window bound, naming it and its value when it is not a date."""
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise InvalidArgumentError(f"{name} {str(value)[:40]!r} is not a date YYYY-MM-DD ({exc})", name) from None
 
 
 def _next_month(day: date) -> date:

@@ -27,7 +27,7 @@ from geo_monitor.errors import InputFileError, InvalidArgumentError
 from geo_monitor.readers import RECORD, detect_format, read_chunks
 from geo_monitor.reference import require_loaded, sha256_file
 from geo_monitor.settings import Settings, get_settings
-from geo_monitor.validate import CANONICAL, Checked, Context, Prepared, check_columns, validate
+from geo_monitor.validate import CANONICAL, Checked, Context, check_columns, validate
 from geo_monitor.vocabulary import category_ids
 
 INGEST_LOCK = (7171, 2)
@@ -154,13 +154,12 @@ def ingest_chunks(conn: psycopg.Connection, chunks: Iterable[pd.DataFrame], *, n
                 (name, file_sha256, fmt, actor, started_at, started_at),
             ).fetchone()[0]
             report = IngestReport(batch_id=batch_id, name=name, format=fmt)
-            counts = []
             for received, checked in _validated(chunks, ctx, name, crs):
                 report.received += received
-                counts.append(_store_chunk(conn, checked, ctx, report, rejects))
+                rollups.stage(conn, _store_chunk(conn, checked, ctx, report, rejects))
                 if progress:
                     progress(report.received)
-            rollups.add_batch(conn, pd.concat(counts) if counts else rollups.batch_counts(Prepared.empty()), batch_id)
+            rollups.add_batch(conn, batch_id)
             report.seconds = time.perf_counter() - started
             conn.execute(
                 "UPDATE ingest_batches SET finished_at = %s, received = %s, accepted = %s, duplicates = %s, "

@@ -86,7 +86,7 @@ def _read_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     # Every column as text: our validation gives per-row reasons, pyarrow would fail the file.
     convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in header},
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
-    read = pacsv.ReadOptions(block_size=max(1 << 20, chunk_rows * 64), encoding="utf8")
+    read = pacsv.ReadOptions(block_size=max(1 << 20, chunk_rows * 100), encoding="utf8")  # ~100 bytes a row
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
     start = 1
     try:

@@ -34,27 +34,40 @@ def batch_counts(prepared: Prepared) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def add_batch(conn: psycopg.Connection, counts: pd.DataFrame, batch_id: int) -> None:
-    """Add a batch's counts to the rollup and mark it included (inside the ingest transaction)."""
-    total = 0
-    if len(counts):
-        counts = counts.groupby(KEYS, sort=False)["n"].sum().reset_index()
-        total = int(counts.loc[counts["resolution"] == ROLLUP_RESOLUTIONS[0], "n"].sum())
-        counts["month"] = counts["month"].to_numpy().astype("datetime64[D]").astype(str)
-        buffer = io.StringIO()
-        counts[[*KEYS, "n"]].to_csv(buffer, sep="\t", header=False, index=False)
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS rollup_delta (LIKE rollup_monthly) ON COMMIT DELETE ROWS")
-        with conn.cursor() as cur, cur.copy("COPY rollup_delta FROM STDIN") as copy:
-            copy.write(buffer.getvalue())
-        conn.execute(
-            """INSERT INTO rollup_monthly SELECT * FROM rollup_delta
-               ON CONFLICT (resolution, month, category_id, cell) DO UPDATE SET n = rollup_monthly.n + EXCLUDED.n"""
-        )
-        conn.execute("TRUNCATE rollup_delta")
+def stage(conn: psycopg.Connection, counts: pd.DataFrame) -> None:
+    """Send one chunk's rollup counts to the server; ``add_batch`` sums them at the end.
+
+    Staging per chunk keeps the client's memory flat whatever the file's size.
+    """
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS rollup_delta (LIKE rollup_monthly) ON COMMIT DELETE ROWS")
+    if not len(counts):
+        return
+    counts = counts.assign(month=counts["month"].to_numpy().astype("datetime64[D]").astype(str))
+    buffer = io.StringIO()
+    counts[[*KEYS, "n"]].to_csv(buffer, sep="\t", header=False, index=False)
+    with conn.cursor() as cur, cur.copy("COPY rollup_delta FROM STDIN") as copy:
+        copy.write(buffer.getvalue())
+
+
+def add_batch(conn: psycopg.Connection, batch_id: int) -> None:
+    """Add the staged counts of a batch to the rollup and mark the batch included.
+
+    Runs inside the ingest transaction, so the rollup never lags the events.
+    """
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS rollup_delta (LIKE rollup_monthly) ON COMMIT DELETE ROWS")
+    total = conn.execute(
+        "SELECT coalesce(sum(n), 0) FROM rollup_delta WHERE resolution = %s", (ROLLUP_RESOLUTIONS[0],)
+    ).fetchone()[0]
+    conn.execute(
+        """INSERT INTO rollup_monthly (resolution, month, category_id, cell, n)
+           SELECT resolution, month, category_id, cell, sum(n) FROM rollup_delta GROUP BY 1, 2, 3, 4
+           ON CONFLICT (resolution, month, category_id, cell) DO UPDATE SET n = rollup_monthly.n + EXCLUDED.n"""
+    )
+    conn.execute("TRUNCATE rollup_delta")
     conn.execute(
         "UPDATE rollup_state SET last_batch_id = greatest(last_batch_id, %s), events = events + %s, "
         "refreshed_at = now()",
-        (batch_id, total),
+        (batch_id, int(total)),
     )
 
 

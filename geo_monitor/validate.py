@@ -26,6 +26,13 @@ EPOCH_2000_US = 946_684_800_000_000  # PostgreSQL timestamps count microseconds 
 LOCAL_TZ = "Europe/Paris"
 _OFFSET = r"[T ]\d{2}(?::\d{2}){0,2}(?:[.,]\d+)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"  # a time, then an offset
 _SOURCE_NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
+GEOMETRY_ERROR = "_geometry_error"  # set by the GeoJSON and GeoParquet readers
+_GEOMETRY_REASONS = frozenset(
+    [f"geometry is a {kind}, not a Point" for kind in ("MultiPoint", "LineString", "MultiLineString", "Polygon",
+                                                       "MultiPolygon", "GeometryCollection", "NoneType", "str",
+                                                       "list", "int", "float", "bool")]
+    + ["geometry is missing or not a Point"]
+)
 
 
 @dataclass
@@ -74,15 +81,6 @@ class Prepared:
     def __len__(self) -> int:
         """Return the number of rows."""
         return len(self.record)
-
-    @classmethod
-    def empty(cls) -> Prepared:
-        """Return a Prepared with no rows."""
-        return cls(record=np.empty(0, np.int64), kind_id=np.empty(0, np.int16), category_id=np.empty(0, np.int16),
-                   occurred_us=np.empty(0, np.int64), ends_us=np.empty(0, np.int64), lon=np.empty(0),
-                   lat=np.empty(0), cells=np.empty((0, 5), np.int64), arrondissement=np.empty(0, np.int32),
-                   quartier=np.empty(0, np.int32), source_id=np.empty(0, object),
-                   external_hash=np.empty((0, 2), np.uint64))
 
     def take(self, mask: np.ndarray) -> Prepared:
         """Return the rows where ``mask`` is true."""
@@ -155,13 +153,17 @@ def validate(frame: pd.DataFrame, ctx: Context) -> Checked:
             reason[mask] = np.asarray(message, dtype=object)[mask]
 
     for column in frame.columns:
-        if column in CANONICAL or column.startswith("_"):
+        if column in CANONICAL or column.startswith("_"):  # annotations (_record, _reason): never stored
             continue
         values = frame[column]
         filled = values.notna() & (values.astype(str).str.strip() != "")
         refuse(filled, f"field {column[:40]!r} is not part of the canonical record (personal data cannot be stored)")
-    if "_geometry_error" in frame:
-        refuse(frame["_geometry_error"].notna(), frame["_geometry_error"].astype(object).to_numpy())
+    if GEOMETRY_ERROR in frame:
+        # A source file can carry a column of that name too: only the readers' fixed messages
+        # pass through, so a reason never quotes what a sender typed.
+        errors = frame[GEOMETRY_ERROR].astype(object)
+        filled = errors.notna() & (errors.astype(str).str.strip() != "")
+        refuse(filled, errors.where(errors.isin(_GEOMETRY_REASONS), "geometry is missing or not a Point").to_numpy())
 
     kind = _text(frame, "kind").str.lower()
     category = _text(frame, "category").str.lower()

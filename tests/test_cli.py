@@ -127,7 +127,7 @@ def test_a_fixed_rejects_file_is_accepted_when_sent_again(loaded_db: Settings, t
     again = run(["ingest", str(fixed), "--source", source], loaded_db, cwd=tmp_path)
 
     assert again.returncode == 0, again.stderr
-    assert (counted(again.stdout, "accepted"), counted(again.stdout, "rejected")) == (2, 0)
+    assert (counted(again.stdout, "accepted"), counted(again.stdout, "rejected")) == (2, 0), again.stdout
     assert count_events(loaded_db, source) == 3
     assert not (tmp_path / "fixed.rejects.csv").exists()
 
