@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 
@@ -69,10 +70,24 @@ class Error(BaseModel):
     error: ErrorBody
 
 
+def error(description: str) -> dict:
+    """Return an error answer's OpenAPI entry: always JSON, whatever the route's own media type."""
+    return {"model": Error, "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
 ERRORS = {
-    400: {"model": Error, "description": "a parameter is invalid (named in the body)"},
-    401: {"model": Error, "description": "no token, or an unknown, expired or revoked one"},
-    403: {"model": Error, "description": "the role may not see this"},
-    422: {"model": Error, "description": "a parameter has the wrong type (named in the body)"},
-    503: {"model": Error, "description": "the database is unavailable (Retry-After)"},
+    400: error("a parameter is invalid (named in the body)"),
+    401: error("no token, or an unknown, expired or revoked one"),
+    403: error("the role may not see this"),
+    422: error("a parameter has the wrong type (named in the body)"),
+    503: error("the database is unavailable (Retry-After)"),
 }
+NOT_FOUND = {404: error("no such object (or not visible to the caller)")}
+RATE_LIMITED = {429: error("too many requests from this address (Retry-After)")}
+
+
+class GeoJSONResponse(JSONResponse):
+    """Documents an answer as ``application/geo+json`` (the routes send the bytes they built)."""
+
+    media_type = "application/geo+json"

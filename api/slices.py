@@ -73,7 +73,7 @@ def make_slice(principal: Principal, settings: Settings, *, start: date, end: da
                kinds: list[str] | None, categories: list[str] | None, area: str | None,
                bbox: str | None) -> Slice:
     """Check a slice and apply the role's rules (see the API issue's role matrix)."""
-    if area and bbox:
+    if area is not None and bbox is not None:
         raise ApiError(400, "give either area or bbox, not both", "bbox")
     if end <= start:
         raise ApiError(400, f"end {end} must come after start {start}", "end")
@@ -82,7 +82,7 @@ def make_slice(principal: Principal, settings: Settings, *, start: date, end: da
     for kind in kinds or []:
         if kind not in ("incident", "outreach", "works"):
             raise ApiError(400, f"unknown kind {kind[:40]!r}; kinds are incident, outreach, works", "kind")
-    region = parse_bbox(bbox) if bbox else area
+    region = parse_bbox(bbox) if bbox is not None else area  # an empty bbox is a bad one, not none
     chosen = Slice(start, end, resolution, kinds, categories, region)
     asks_outreach = kinds is None or "outreach" in kinds
     if principal.role == "police":

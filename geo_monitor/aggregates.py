@@ -67,6 +67,8 @@ def _day(value: date | str, name: str) -> date:
 
 
 def _next_month(day: date) -> date:
+    if (day.year, day.month) == (date.max.year, 12):  # no January 10000: nothing whole comes after
+        return date.max
     return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ConnDep, PrincipalDep, require
 from api.errors import ApiError
-from api.schemas import ERRORS
+from api.schemas import ERRORS, NOT_FOUND
 from geo_monitor.tokens import audit, create_token, list_tokens, revoke_token
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(require("admin"))])
@@ -74,7 +74,7 @@ def get_tokens(conn: ConnDep) -> list[TokenInfo]:
     return [TokenInfo(**row) for row in list_tokens(conn)]
 
 
-@router.delete("/tokens/{token_id}", status_code=204, responses=ERRORS, summary="Revoke a token")
+@router.delete("/tokens/{token_id}", status_code=204, responses={**ERRORS, **NOT_FOUND}, summary="Revoke a token")
 def delete_token(token_id: Annotated[int, Path(ge=1, le=2**31 - 1)], conn: ConnDep, principal: PrincipalDep) -> None:
     """Revoke a token at once."""
     revoke_token(conn, token_id)

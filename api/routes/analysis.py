@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -9,9 +10,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from api.cache import cached, data_version
 from api.deps import ConnDep, PrincipalDep, SettingsDep, require
 from api.errors import ApiError
-from api.schemas import ERRORS, AnyCollection
+from api.schemas import ERRORS, NOT_FOUND, AnyCollection, GeoJSONResponse
 from api.slices import Categories, End, Kinds, Start
 from geo_monitor import analysis
+from geo_monitor.aggregates import study_grid
 from geo_monitor.export import geojson_bytes
 from geo_monitor.tokens import Principal, audit
 
@@ -33,6 +35,24 @@ def _analysis_kinds(principal: Principal, kinds: list[str] | None) -> list[str] 
     return kinds
 
 
+# The space-time Gi* holds about 60 bytes per (cell, step, neighbour): 10 M is ~0.6 GB at peak,
+# enough for 3 years of months at resolution 11 (k=1 or 2) or 2 years of weeks at resolution 10 (k=3).
+MAX_EMERGING_TERMS = 10_000_000
+
+
+def _check_cube_size(conn, start: date, end: date, resolution: int, step: str, k: int) -> None:
+    """Refuse an emerging-hotspot cube too large to compute in the server's memory."""
+    steps = ((end.year - start.year) * 12 + end.month - start.month + 1 if step == "month"
+             else (end - start).days // 7 + 1)
+    cells = len(study_grid(conn, resolution))
+    terms = steps * cells * (3 * k * (k + 1) + 1)
+    if terms > MAX_EMERGING_TERMS:
+        raise ApiError(400, f"{steps:,} {step}s x {cells:,} cells at resolution {resolution} with k={k} is too large "
+                            f"to compute ({terms:,} space-time terms, at most {MAX_EMERGING_TERMS:,}): shorten the "
+                            f"window, or use {'months, ' if step == 'week' else ''}a coarser resolution or a smaller k",
+                       "end")
+
+
 def _geo(request: Request, conn, principal: Principal, action: str, params: dict, build) -> Response:
     etag = request.app.state.cache.etag(request, f"{principal.role}:{principal.team}", data_version(conn))
     response = cached(request, etag, build)
@@ -40,7 +60,7 @@ def _geo(request: Request, conn, principal: Principal, action: str, params: dict
     return response
 
 
-@router.get("/hotspots", response_model=AnyCollection, responses=ERRORS,
+@router.get("/hotspots", response_model=AnyCollection, response_class=GeoJSONResponse, responses=ERRORS,
             dependencies=[Depends(require("admin", "planner", "police"))],
             summary="Getis-Ord Gi* hot and cold spots (FDR-corrected) over the whole study grid")
 def hotspots(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep, start: Start,
@@ -61,7 +81,7 @@ def hotspots(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
     return _geo(request, conn, principal, "hotspots", params, build)
 
 
-@router.get("/hotspots/emerging", response_model=AnyCollection, responses=ERRORS,
+@router.get("/hotspots/emerging", response_model=AnyCollection, response_class=GeoJSONResponse, responses=ERRORS,
             dependencies=[Depends(require("admin", "planner", "police"))],
             summary="Emerging hotspot patterns (ArcGIS Pro classes) over monthly or weekly steps")
 def emerging(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep, start: Start,
@@ -70,6 +90,7 @@ def emerging(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
              kind: Kinds = None, category: Categories = None, k: K = 1) -> Response:
     """Every cell with its pattern, hot/cold shares and Mann-Kendall trend."""
     kinds = _analysis_kinds(principal, kind)
+    _check_cube_size(conn, start, end, resolution, step, k)
     params = {"start": str(start), "end": str(end), "resolution": resolution, "step": step, "kinds": kinds,
               "categories": category, "k": k}
 
@@ -82,7 +103,7 @@ def emerging(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
     return _geo(request, conn, principal, "hotspots.emerging", params, build)
 
 
-@router.get("/coverage", response_model=AnyCollection, responses=ERRORS,
+@router.get("/coverage", response_model=AnyCollection, response_class=GeoJSONResponse, responses=ERRORS,
             dependencies=[Depends(require("admin", "planner"))],
             summary="Coverage gap: incidents against outreach contacts per hexagon (planners)")
 def coverage(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep, start: Start,
@@ -100,7 +121,7 @@ def coverage(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
     return _geo(request, conn, principal, "coverage", params, build)
 
 
-@router.get("/impact/{site_id}", responses=ERRORS, dependencies=[Depends(require("admin", "planner", "police"))],
+@router.get("/impact/{site_id}", responses={**ERRORS, **NOT_FOUND}, dependencies=[Depends(require("admin", "planner", "police"))],
             summary="Before/after counts around a works site, with WDQ and WDD")
 def impact(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,
            site_id: Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")],

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, require
 from api.errors import ApiError
-from api.schemas import ERRORS
+from api.schemas import ERRORS, error
 from geo_monitor.ingest import IngestReport, ingest_chunks, ingest_file
 from geo_monitor.readers import RECORD
 from geo_monitor.tokens import audit
@@ -103,7 +103,8 @@ def _json_records(body: bytes) -> pd.DataFrame:
     return frame
 
 
-@router.post("/events", response_model=IngestAnswer, responses={**ERRORS, 413: ERRORS[400] | {"description": "too large"}},
+@router.post("/events", response_model=IngestAnswer, responses={**ERRORS, 413: error("the upload is larger than the limit"),
+                        415: error("unsupported content type (named in the body)")},
              dependencies=[Depends(require("admin"))],
              summary="Ingest events (CSV, GeoJSON, GeoParquet or a JSON list) with the CLI's rules")
 async def post_events(request: Request, principal: PrincipalDep,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from api.cache import cached, data_version
 from api.deps import ConnDep, PrincipalDep, SettingsDep, require
 from api.errors import ApiError
-from api.schemas import ERRORS, HexCollection
+from api.schemas import ERRORS, GeoJSONResponse, HexCollection
 from api.slices import (
     Area,
     Bbox,
@@ -33,6 +33,11 @@ from geo_monitor.tokens import audit
 router = APIRouter(tags=["hexagons"])
 READERS = Depends(require("admin", "planner", "police", "outreach"))
 PROPERTIES = ["h3", "count", "population", "rate_per_1000", "share"]
+EXPORT_FILE = {"description": "the file", "content": {
+    "application/geo+json": {"schema": {"$ref": "#/components/schemas/HexCollection"}},
+    "text/csv": {"schema": {"type": "string"}},
+    "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+}}
 
 
 def _slice_frame(conn, chosen: Slice, settings) -> gpd.GeoDataFrame:
@@ -51,7 +56,8 @@ def _check_page(limit: int, settings) -> None:
         raise ApiError(400, f"limit {limit} is over the maximum of {settings.api_max_page}", "limit")
 
 
-@router.get("/hexagons", response_model=HexCollection, responses=ERRORS, dependencies=[READERS],
+@router.get("/hexagons", response_model=HexCollection, response_class=GeoJSONResponse, responses=ERRORS,
+            dependencies=[READERS],
             summary="Event counts per H3 hexagon for a slice")
 def hexagons(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,
              start: Start, end: End, resolution: Resolution = 9, kind: Kinds = None, category: Categories = None,
@@ -75,7 +81,7 @@ def hexagons(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
     return response
 
 
-@router.get("/exports/hexagons.{fmt}", responses={**ERRORS, 200: {"description": "the file"}},
+@router.get("/exports/hexagons.{fmt}", response_class=Response, responses={**ERRORS, 200: EXPORT_FILE},
             dependencies=[Depends(require("admin", "planner"))],
             summary="The same counts as a GeoJSON, CSV or GeoParquet file (planners)")
 def export_hexagons(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,

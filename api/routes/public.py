@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from api.cache import cached, data_version
 from api.deps import ConnDep, rate_limited
 from api.errors import ApiError
-from api.schemas import ERRORS, AnyCollection
+from api.schemas import ERRORS, NOT_FOUND, RATE_LIMITED, AnyCollection, GeoJSONResponse
 
 MONTH = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="A released month, YYYY-MM")]
 
@@ -34,14 +34,15 @@ def _release_module():
     return release
 
 
-@router.get("/releases", responses=ERRORS, summary="The released months")
+@router.get("/releases", responses={**ERRORS, **RATE_LIMITED}, summary="The released months")
 def releases(request: Request, conn: ConnDep) -> list[dict]:
     """Every released month with its latest version."""
     release = _release_module()
     return release.list_releases(conn)
 
 
-@router.get("/releases/{month}", response_model=AnyCollection, responses={**ERRORS, 404: ERRORS[400]},
+@router.get("/releases/{month}", response_model=AnyCollection, response_class=GeoJSONResponse,
+            responses={**ERRORS, **NOT_FOUND, **RATE_LIMITED},
             summary="One month's published hexagon counts (GeoJSON)")
 def release_month(request: Request, conn: ConnDep, month: MONTH) -> Response:
     """Counts per hexagon and public group, with suppressed cells marked and the method's metadata."""
@@ -55,7 +56,8 @@ def release_month(request: Request, conn: ConnDep, month: MONTH) -> Response:
     return cached(request, etag, build)
 
 
-@router.get("/rolling/{month}", response_model=AnyCollection, responses={**ERRORS, 404: ERRORS[400]},
+@router.get("/rolling/{month}", response_model=AnyCollection, response_class=GeoJSONResponse,
+            responses={**ERRORS, **NOT_FOUND, **RATE_LIMITED},
             summary="The 12 months ending with this month, built only from monthly releases")
 def rolling(request: Request, conn: ConnDep, month: MONTH) -> Response:
     """A cell is shown only where all 12 monthly releases showed it."""

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from api.cache import cached, data_version
 from api.deps import ConnDep, rate_limited
-from api.schemas import ERRORS, AnyCollection
+from api.schemas import ERRORS, RATE_LIMITED, AnyCollection, GeoJSONResponse
 
 router = APIRouter(tags=["reference"])
 
@@ -22,13 +22,14 @@ LAYERS = {
                 "FROM stations l, study_area s WHERE l.arrondissement = ANY(s.codes) ORDER BY name, line",
     "lines": "SELECT line, mode, colour, ST_AsGeoJSON(ST_Intersection(geom, ST_Buffer((SELECT geom FROM study_area), "
              "0.005)), 6) FROM rail_lines WHERE ST_Intersects(geom, (SELECT geom FROM study_area))",
-    "works": "SELECT id, street, purpose, owner, starts_at::text, ends_at::text, arrondissement, "
+    "works": "SELECT l.id, street, purpose, owner, starts_at::text, ends_at::text, arrondissement, "
              "ST_AsGeoJSON(l.geom, 6) FROM works_sites l, study_area s WHERE l.arrondissement = ANY(s.codes) "
              "ORDER BY id",
 }
 
 
-@router.get("/reference/{layer}", response_model=AnyCollection, responses=ERRORS,
+@router.get("/reference/{layer}", response_model=AnyCollection, response_class=GeoJSONResponse,
+            responses={**ERRORS, **RATE_LIMITED},
             dependencies=[Depends(rate_limited)], summary="A reference layer of the study area (open data)")
 def reference_layer(request: Request, conn: ConnDep,
                     layer: Annotated[Literal["arrondissements", "quartiers", "stations", "lines", "works"],
