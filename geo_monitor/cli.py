@@ -338,6 +338,31 @@ def coverage(
         console.print(f"written to {out}")
 
 
+@app.command()
+def release(
+    month: Annotated[str, typer.Option(help="Calendar month to publish, YYYY-MM (a whole past month)")],
+    new_version: Annotated[bool, typer.Option("--new-version", help="Publish again (spends privacy budget again)")] = False,
+    out: Out = None,
+) -> None:
+    """Publish one month for the public: protected counts that cannot single anyone out."""
+    import json
+
+    from geo_monitor.release import create_release
+
+    settings = _settings()
+    try:
+        with db.connect(settings) as conn:
+            result = create_release(conn, month, new_version=new_version, settings=settings)
+            conn.commit()
+    except GeoMonitorError as exc:
+        _fail(exc)
+    console.print("\n".join(result.summary()))
+    if out:
+        data = result.to_geojson()
+        out.write_bytes(data if isinstance(data, bytes) else json.dumps(data).encode())
+        console.print(f"written to {out}")
+
+
 token_app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
