@@ -107,7 +107,10 @@ def stored_hashes(conn: psycopg.Connection, source_id: int, hashes: np.ndarray, 
     blob = np.ascontiguousarray(hashes.astype(">u8")).tobytes()
     # Probe the unique index row by row: a hash join would read every stored event of the
     # source for each chunk, and get slower as the store grows.
-    conn.execute("SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)")
+    # (Seq scans off too: right after a TRUNCATE the planner thinks events is empty and would
+    # scan it once per probed row.)
+    conn.execute("SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), "
+                 "set_config('enable_seqscan', 'off', true)")
     rows = conn.execute(
         """WITH h AS (SELECT i, substring(%(blob)s::bytea FROM i * 16 + 1 FOR 16) AS hash
                       FROM generate_series(0, %(n)s - 1) AS i)
@@ -115,7 +118,8 @@ def stored_hashes(conn: psycopg.Connection, source_id: int, hashes: np.ndarray, 
            JOIN events e ON e.source_id = %(source)s AND e.external_hash = h.hash""",
         {"blob": blob, "n": len(hashes), "source": source_id, "batch": batch_id},
     ).fetchall()
-    conn.execute("SELECT set_config('enable_hashjoin', 'on', true), set_config('enable_mergejoin', 'on', true)")
+    conn.execute("SELECT set_config('enable_hashjoin', 'on', true), set_config('enable_mergejoin', 'on', true), "
+                 "set_config('enable_seqscan', 'on', true)")
     earlier = np.zeros(len(hashes), dtype=bool)
     this_batch = np.zeros(len(hashes), dtype=bool)
     for i, same in rows:
