@@ -18,7 +18,7 @@ GEO_MONITOR_APT_PACKAGES=(
 # ---- Extra Debian packages: add the ones later work needs here (e.g. chromium for the -----
 # ---- browser tests of the maps). They are installed with the list above when missing. ------
 GEO_MONITOR_EXTRA_APT_PACKAGES=(
-    # chromium
+    chromium  # the browser tests of the maps (driven by Playwright, no browser download)
 )
 
 _gm_log() { printf '[setup] %s\n' "$*" >&2; }
@@ -115,6 +115,13 @@ _gm_venv() {
     printf '%s\n' "$hash" >"$repo/.venv/.installed-hash"
 }
 
+# Leaflet for the offline maps: npm pack, integrity-checked, into the cache (maps/assets.py).
+_gm_map_assets() {
+    command -v npm >/dev/null 2>&1 || _gm_as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends nodejs npm
+    (cd "$1" && .venv/bin/python -m maps install-assets)
+}
+
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     # Run directly (or by the sourced branch below): stop at the first error.
     set -euo pipefail
@@ -123,6 +130,7 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     _gm_postgres
     _gm_postgres_access
     _gm_venv "$_gm_repo"
+    _gm_map_assets "$_gm_repo"
 else
     # Sourced: do the work in a child bash (so `set -e` holds whatever the caller's shell
     # options), then leave REPO_ROOT and GEO_MONITOR_REFERENCE_DIR in the caller's shell.

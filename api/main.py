@@ -12,7 +12,18 @@ from psycopg_pool import ConnectionPool
 from api import errors
 from api.cache import ResponseCache
 from api.deps import RateLimiter
-from api.routes import admin, analysis, events, health, hexagons, method, public, reference, zones
+from api.routes import (
+    admin,
+    analysis,
+    events,
+    health,
+    hexagons,
+    maps,
+    method,
+    public,
+    reference,
+    zones,
+)
 from geo_monitor import __version__
 from geo_monitor.settings import Settings, get_settings
 
@@ -53,8 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cache = ResponseCache()
     errors.install(app)
     for router in (health.router, events.router, hexagons.router, analysis.router, reference.router,
-                   public.router, method.router, admin.router, zones.router):
+                   public.router, method.router, admin.router, zones.router, maps.router):
         app.include_router(router)
+    maps.mount_assets(app)
     return app
 
 

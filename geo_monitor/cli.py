@@ -152,51 +152,37 @@ def sample(
 def demo(
     events: Annotated[int, typer.Option(help="Size of the synthetic sample")] = 200_000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic sample")] = 42,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API and maps at the end")] = True,
+    port: Annotated[int, typer.Option(help="Port of the API")] = 8000,
 ) -> None:
-    """Set up everything on sample and reference data: database, layers, sample, ingest."""
-    from geo_monitor.ingest import ingest_file
-    from geo_monitor.sample import generate_sample
+    """Set everything up on sample and reference data, build the maps, then serve the API."""
+    from geo_monitor.demo import run_demo
 
     settings = _settings()
-    out_dir = settings.output_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sample_path = out_dir / f"sample-{events}-{seed}.parquet"
-    changed = False
     try:
-        console.rule("1/4 database")
-        up = db.up(settings)
-        _print_up(up)
-        changed |= up.changed
-        with db.connect(settings) as conn:
-            console.rule("2/4 reference layers")
-            loads = reference.load_reference(conn, settings)
-            _print_loads(loads)
-            changed |= any(load.changed for load in loads)
-            console.rule("3/4 sample data")
-            if sample_path.exists():
-                console.print(f"{sample_path} already exists (nothing to do)")
-            else:
-                with _progress() as bar:
-                    task = bar.add_task("sample", total=events)
-                    summary = generate_sample(sample_path, events, seed=seed, settings=settings,
-                                              progress=lambda n: bar.update(task, completed=n))
-                console.print(f"wrote {summary.events:,} events to {sample_path} in {summary.seconds:.1f} s")
-                changed = True
-            console.rule("4/4 ingest")
-            with _progress() as bar:
-                task = bar.add_task("ingest", total=events)
-                report = ingest_file(conn, sample_path, source="sample", settings=settings,
-                                     rejects_path=out_dir / "sample.rejects.csv",
-                                     progress=lambda n: bar.update(task, completed=n))
-            console.print("\n".join(report.summary()))
-            changed |= report.accepted > 0
+        with _progress() as bar:
+            tasks: dict[str, object] = {}
+
+            def progress(step: str, done: int, total: int) -> None:
+                if step not in tasks:
+                    tasks[step] = bar.add_task(step, total=total)
+                bar.update(tasks[step], completed=done)
+
+            state = run_demo(settings, events=events, seed=seed, say=lambda text: err.print(f"[bold]{text}[/]"),
+                             progress=progress)
     except GeoMonitorError as exc:
         _fail(exc)
     console.rule("done")
-    console.print(f"database   {db._safe_url(settings.database_url)}")
-    console.print(f"sample     {sample_path.resolve()}")
-    console.print("run `geo-monitor --help` for what else you can do")
-    console.print("everything was already in place: nothing changed" if not changed else "demo data is ready")
+    for line in state.lines:
+        console.print(line)
+    console.print("everything was already in place: nothing changed" if not state.changed else "demo data is ready")
+    out = settings.output_dir
+    console.print(f"maps (open from disk): {(out / 'maps').resolve()}/{{planner,coordination,public}}.html")
+    console.print(f"tokens (planner, police, outreach, admin): {(out / 'demo-tokens.json').resolve()}")
+    if serve_api:
+        console.print(f"API: http://127.0.0.1:{port}/docs   public map: http://127.0.0.1:{port}/maps/public   "
+                      f"(Ctrl-C to stop)")
+        serve(host="127.0.0.1", port=port, workers=1)
 
 
 def _window_option(text: str, name: str) -> tuple[str, str]:

@@ -40,10 +40,9 @@ def cell_to_str(cell: int) -> str:
 
 def str_to_cell(text: str) -> int:
     """Return the int64 cell of a hex string, raising ValueError when it is not a valid cell."""
-    value = h3.str_to_int(text)
-    if not h3.is_valid_cell(value):
+    if not isinstance(text, str) or not h3.is_valid_cell(text):
         raise ValueError(f"{text!r} is not a valid H3 cell")
-    return value
+    return h3.str_to_int(text)
 
 
 def cell_resolution(cell: int) -> int:

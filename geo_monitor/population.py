@@ -14,6 +14,7 @@ from pyproj import Transformer
 
 from geo_monitor import hexagons
 
+POPULATION_LOCK = 7172  # advisory lock class; the key is the resolution
 _TO_LAMBERT = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
 
 
@@ -41,6 +42,8 @@ def build_population(conn: psycopg.Connection, resolution: int) -> pd.Series:
     iris = shapely.from_wkb([r[0] for r in rows])
     values = spread_population(cells, iris, np.array([r[1] for r in rows], dtype=np.float64))
     with conn.transaction():
+        # Two first requests at once (API workers) must not both insert: one builds, in turn.
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (POPULATION_LOCK, resolution))
         conn.execute("DELETE FROM hex_population WHERE resolution = %s", (resolution,))
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO hex_population (resolution, cell, population) VALUES (%s, %s, %s)",

@@ -155,7 +155,7 @@ def test_demo_builds_a_new_database_then_changes_nothing(
     output = tmp_path / "var"
 
     try:
-        first = run(["demo", "--events", "2000"], new, cwd=tmp_path, GEO_MONITOR_OUTPUT_DIR=str(output))
+        first = run(["demo", "--events", "2000", "--no-serve"], new, cwd=tmp_path, GEO_MONITOR_OUTPUT_DIR=str(output))
         assert first.returncode == 0, first.stdout + first.stderr
         assert "created database" in first.stdout
         assert "demo data is ready" in first.stdout
@@ -163,7 +163,7 @@ def test_demo_builds_a_new_database_then_changes_nothing(
         assert stored == counted(first.stdout, "accepted") > 1_900
         assert (output / "sample-2000-42.parquet").is_file()
 
-        second = run(["demo", "--events", "2000"], new, cwd=tmp_path, GEO_MONITOR_OUTPUT_DIR=str(output))
+        second = run(["demo", "--events", "2000", "--no-serve"], new, cwd=tmp_path, GEO_MONITOR_OUTPUT_DIR=str(output))
 
         assert second.returncode == 0, second.stdout + second.stderr
         assert "everything was already in place: nothing changed" in second.stdout

@@ -1,0 +1,68 @@
+"""The maps as HTML pages, per role.
+
+Planners get the planner map, teams the coordination map, everyone the public map (built
+from the published release only).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+import maps
+from api.cache import data_version
+from api.deps import ConnDep, PrincipalDep, SettingsDep, rate_limited, require
+from api.errors import ApiError
+from api.schemas import ERRORS
+from geo_monitor.tokens import audit
+
+router = APIRouter(prefix="/maps", tags=["maps"])
+ASSETS = "/maps/assets"
+HTML = {200: {"content": {"text/html": {}}, "description": "the map page"}}
+
+
+def mount_assets(app: FastAPI) -> None:
+    """Serve Leaflet and its plugins from the local copies (maps work with no internet)."""
+    app.mount(ASSETS, StaticFiles(directory=maps.ensure_assets(install=False)), name="map-assets")
+
+
+def _page(request: Request, key: str, build) -> HTMLResponse:
+    """Render once per data version and role scope; maps take a second to build."""
+    cache = request.app.state.cache
+    item = cache.get(key)
+    if item is None:
+        item = (maps.render(build(), asset_url=ASSETS).encode(), "text/html")
+        cache.put(key, *item)
+    return HTMLResponse(item[0])
+
+
+@router.get("/planner", response_class=HTMLResponse, responses={**ERRORS, **HTML},
+            dependencies=[Depends(require("admin", "planner"))], summary="The planner map (internal)")
+def planner_map(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep) -> HTMLResponse:
+    """Hexagon counts by month with a slider, Gi* and emerging hotspots, works, reference layers."""
+    audit(conn, principal, "maps.planner", {}, 200)
+    return _page(request, f"map:planner:{data_version(conn)}",
+                 lambda: maps.build_planner(conn, settings=settings))
+
+
+@router.get("/coordination", response_class=HTMLResponse, responses={**ERRORS, **HTML},
+            dependencies=[Depends(require("admin", "planner", "police", "outreach"))],
+            summary="The coordination map: zones, schedules, recent incidents, uncovered hotspots")
+def coordination_map(request: Request, conn: ConnDep, principal: PrincipalDep,
+                     settings: SettingsDep) -> HTMLResponse:
+    """Zones the caller may see, incidents of the last weeks, hotspots outside every zone."""
+    audit(conn, principal, "maps.coordination", {}, 200)
+    version = conn.execute("SELECT coalesce(max(changed_at)::text, '') FROM zone_history").fetchone()[0]
+    viewer = None if principal.role in ("admin", "planner") else principal
+    return _page(request, f"map:coordination:{principal.role}:{principal.team}:{data_version(conn)}:{version}",
+                 lambda: maps.build_coordination(conn, viewer=viewer, settings=settings))
+
+
+@router.get("/public", response_class=HTMLResponse, responses={**ERRORS, **HTML},
+            dependencies=[Depends(rate_limited)], summary="The public map of the latest release")
+def public_map(request: Request, conn: ConnDep, settings: SettingsDep) -> HTMLResponse:
+    """Only released, protected counts (never events), with how they are protected (FR/EN)."""
+    if request.query_params:
+        raise ApiError(400, "the public map takes no parameters", sorted(request.query_params.keys())[0])
+    return _page(request, f"map:public:{data_version(conn)}", lambda: maps.build_public(conn, settings=settings))
