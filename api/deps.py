@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import psycopg
 from fastapi import Depends, Request
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import RETRY_AFTER_SECONDS, ApiError
 from geo_monitor.settings import Settings
@@ -21,10 +24,39 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_connection(request: Request) -> Iterator[psycopg.Connection]:
-    """Lend a pooled connection for the request (503 when the database cannot be reached)."""
-    pool: ConnectionPool = request.app.state.pool
-    with pool.connection(timeout=request.app.state.settings_connect_timeout) as conn:
+@asynccontextmanager
+async def pooled(request: Request) -> AsyncIterator[psycopg.Connection]:
+    """Lend a pooled connection; commit on success, roll back on error (503 when none comes).
+
+    Requests queue for a connection on the event loop (a semaphore as large as the pool),
+    never in a worker thread: a thread that waits for a connection while the requests holding
+    them wait for a thread to run their endpoint is a deadlock, broken only by the pool
+    timeout (every request then fails with 503). Giving a connection back takes no thread.
+    """
+    app = request.app
+    timeout = app.state.settings_connect_timeout
+    slots = getattr(app.state, "db_slots", None)
+    if slots is None:  # made on the server's event loop, on first use
+        slots = app.state.db_slots = asyncio.Semaphore(app.state.settings.api_pool_size)
+    try:
+        await asyncio.wait_for(slots.acquire(), timeout)
+    except TimeoutError:
+        raise PoolTimeout(f"no database connection free after {timeout:.0f} s") from None
+    try:
+        pool: ConnectionPool = app.state.pool
+        conn = await run_in_threadpool(pool.getconn, timeout)
+        try:
+            with conn:
+                yield conn
+        finally:
+            pool.putconn(conn)  # a broken connection is discarded and replaced by the pool
+    finally:
+        slots.release()
+
+
+async def get_connection(request: Request) -> AsyncIterator[psycopg.Connection]:
+    """Lend a pooled connection for the request (see ``pooled``)."""
+    async with pooled(request) as conn:
         yield conn
 
 
@@ -32,7 +64,13 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConnDep = Annotated[psycopg.Connection, Depends(get_connection)]
 
 
-def get_principal(request: Request) -> Principal:
+def _authenticate(conn: psycopg.Connection, token: str) -> Principal | None:
+    principal = authenticate(conn, token)
+    conn.commit()  # here, in the worker thread, not on the event loop
+    return principal
+
+
+async def get_principal(request: Request) -> Principal:
     """Return who is asking: the token's role and team, or the public without a token."""
     header = request.headers.get("authorization")
     if not header:
@@ -40,8 +78,8 @@ def get_principal(request: Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "Authorization must be 'Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
-    with request.app.state.pool.connection(timeout=request.app.state.settings_connect_timeout) as conn:
-        principal = authenticate(conn, token.strip())
+    async with pooled(request) as conn:
+        principal = await run_in_threadpool(_authenticate, conn, token.strip())
     if principal is None:
         raise ApiError(401, "unknown, expired or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return principal

@@ -27,6 +27,9 @@ LOCAL_TZ = "Europe/Paris"
 _OFFSET = r"[T ]\d{2}(?::\d{2}){0,2}(?:[.,]\d+)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"  # a time, then an offset
 _SOURCE_NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
 GEOMETRY_ERROR = "_geometry_error"  # set by the GeoJSON and GeoParquet readers
+# Columns read but never stored: the record number and the rejects file's reason (so a fixed
+# rejects file can be sent again as it is). Any other column, underscore or not, is refused.
+ANNOTATIONS = frozenset({RECORD, "_reason", GEOMETRY_ERROR})
 _GEOMETRY_REASONS = frozenset(
     [f"geometry is a {kind}, not a Point" for kind in ("MultiPoint", "LineString", "MultiLineString", "Polygon",
                                                        "MultiPolygon", "GeometryCollection", "NoneType", "str",
@@ -153,7 +156,7 @@ def validate(frame: pd.DataFrame, ctx: Context) -> Checked:
             reason[mask] = np.asarray(message, dtype=object)[mask]
 
     for column in frame.columns:
-        if column in CANONICAL or column.startswith("_"):  # annotations (_record, _reason): never stored
+        if column in CANONICAL or column in ANNOTATIONS:
             continue
         values = frame[column]
         filled = values.notna() & (values.astype(str).str.strip() != "")

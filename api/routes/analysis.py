@@ -38,12 +38,16 @@ def _analysis_kinds(principal: Principal, kinds: list[str] | None) -> list[str] 
 # The space-time Gi* holds about 60 bytes per (cell, step, neighbour): 10 M is ~0.6 GB at peak,
 # enough for 3 years of months at resolution 11 (k=1 or 2) or 2 years of weeks at resolution 10 (k=3).
 MAX_EMERGING_TERMS = 10_000_000
+MAX_EMERGING_STEPS = 520  # the Mann-Kendall trend costs steps^2 per cell: 10 years of weeks
 
 
 def _check_cube_size(conn, start: date, end: date, resolution: int, step: str, k: int) -> None:
     """Refuse an emerging-hotspot cube too large to compute in the server's memory."""
     steps = ((end.year - start.year) * 12 + end.month - start.month + 1 if step == "month"
              else (end - start).days // 7 + 1)
+    if steps > MAX_EMERGING_STEPS:
+        raise ApiError(400, f"the window holds {steps:,} {step}s; at most {MAX_EMERGING_STEPS} steps can be "
+                            "analysed at once: shorten it" + (" or use months" if step == "week" else ""), "end")
     cells = len(study_grid(conn, resolution))
     terms = steps * cells * (3 * k * (k + 1) + 1)
     if terms > MAX_EMERGING_TERMS:

@@ -11,6 +11,7 @@ from api.cache import cached, data_version
 from api.deps import ConnDep, rate_limited
 from api.errors import ApiError
 from api.schemas import ERRORS, NOT_FOUND, RATE_LIMITED, AnyCollection, GeoJSONResponse
+from geo_monitor import publication
 
 MONTH = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="A released month, YYYY-MM")]
 
@@ -26,19 +27,10 @@ def no_custom_queries(request: Request) -> None:
 router = APIRouter(prefix="/public", tags=["public"], dependencies=[Depends(rate_limited), Depends(no_custom_queries)])
 
 
-def _release_module():
-    try:
-        from geo_monitor import release
-    except ImportError as exc:  # pragma: no cover - while the release module is absent
-        raise ApiError(503, "no public release is available yet") from exc
-    return release
-
-
 @router.get("/releases", responses={**ERRORS, **RATE_LIMITED}, summary="The released months")
 def releases(request: Request, conn: ConnDep) -> list[dict]:
     """Every released month with its latest version."""
-    release = _release_module()
-    return release.list_releases(conn)
+    return publication.list_releases(conn)
 
 
 @router.get("/releases/{month}", response_model=AnyCollection, response_class=GeoJSONResponse,
@@ -46,11 +38,10 @@ def releases(request: Request, conn: ConnDep) -> list[dict]:
             summary="One month's published hexagon counts (GeoJSON)")
 def release_month(request: Request, conn: ConnDep, month: MONTH) -> Response:
     """Counts per hexagon and public group, with suppressed cells marked and the method's metadata."""
-    release = _release_module()
     etag = request.app.state.cache.etag(request, "public", data_version(conn))
 
     def build() -> bytes:
-        data = release.get_release(conn, month).to_geojson()
+        data = publication.get_release(conn, month).to_geojson()
         return data if isinstance(data, bytes) else json.dumps(data).encode()
 
     return cached(request, etag, build)
@@ -61,11 +52,10 @@ def release_month(request: Request, conn: ConnDep, month: MONTH) -> Response:
             summary="The 12 months ending with this month, built only from monthly releases")
 def rolling(request: Request, conn: ConnDep, month: MONTH) -> Response:
     """A cell is shown only where all 12 monthly releases showed it."""
-    release = _release_module()
     etag = request.app.state.cache.etag(request, "public", data_version(conn))
 
     def build() -> bytes:
-        data = release.rolling_view(conn, month)
+        data = publication.rolling_view(conn, month)
         data = data.to_geojson() if hasattr(data, "to_geojson") else data
         return data if isinstance(data, bytes) else json.dumps(data).encode()
 

@@ -1,0 +1,165 @@
+"""API fixtures: a known data set in the session database, a token per role, the app in a TestClient.
+
+Everything goes through real HTTP on the real app (``TestClient`` inside ``with`` so the
+lifespan opens the pool) against the session's real PostGIS database.
+
+Data (committed, so the app's own connections see it):
+- ``api-sample``: 5,000 synthetic events (geo_monitor.sample, 2019-2021), no team;
+- ``outreach-team-a`` / ``outreach-team-b``: outreach contacts in March 2008 (a year no other
+  test uses), owned by team-a / team-b, planted so that at resolution 8 one cell holds at
+  least ``release_k`` events and the others fewer (the police suppression case).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from geo_monitor import db, hexagons
+from geo_monitor.aggregates import study_grid
+from geo_monitor.ingest import ingest_chunks, ingest_file
+from geo_monitor.sample import generate_sample
+from geo_monitor.settings import Settings
+from geo_monitor.tokens import create_token
+
+SAMPLE_SOURCE = "api-sample"
+SAMPLE_EVENTS = 5_000
+TEAM_A, TEAM_B = "team-a", "team-b"
+SOURCE_A, SOURCE_B = "outreach-team-a", "outreach-team-b"
+TEAM_MONTH = {"start": "2008-03-01", "end": "2008-04-01"}
+SAMPLE_MONTH = {"start": "2020-03-01", "end": "2020-04-01"}
+ROLES = ("admin", "planner", "police", "outreach", "public")
+
+
+@dataclass(frozen=True)
+class Planted:
+    """Where the team events were put: three resolution-8 cells and their counts per team."""
+
+    big: int  # resolution-8 cell with >= k events (team-a and team-b together)
+    small_a: int  # resolution-8 cell with team-a's few events
+    small_b: int  # resolution-8 cell with team-b's few events
+    counts: dict[str, dict[int, int]]  # team -> res-8 cell -> events
+
+
+def auth(token: str | None) -> dict[str, str]:
+    """Return the Authorization header of a token (none for the public)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def sql_one(settings: Settings, query: str, params: tuple | dict | None = None):
+    """Run one query on a fresh autocommit connection and return its first row."""
+    with db.connect(settings, autocommit=True) as conn:
+        return conn.execute(query, params).fetchone()
+
+
+def _inner_fine_cells(conn: psycopg.Connection) -> np.ndarray:
+    """Resolution-11 study cells whose centre lies inside the study area (ingest accepts them)."""
+    area = shapely.from_wkb(conn.execute("SELECT ST_AsBinary(geom) FROM study_area").fetchone()[0])
+    cells = study_grid(conn, 11)
+    lat, lng = hexagons.cells_to_latlng(cells)
+    return cells[shapely.contains_xy(area, lng, lat)]
+
+
+def outreach_frame(cells: list[int], source: str, prefix: str, day: str = "2008-03-10") -> pd.DataFrame:
+    """Outreach contacts at the centres of fine cells (one row per entry of ``cells``)."""
+    lat, lng = hexagons.cells_to_latlng(np.array(cells, dtype=np.int64))
+    frame = pd.DataFrame({"kind": "outreach", "category": "contact", "occurred_at": f"{day}T12:00:00+01:00",
+                          "lon": lng.astype(str), "lat": lat.astype(str), "source": source,
+                          "external_id": [f"{prefix}-{i}" for i in range(len(cells))]})
+    frame["_record"] = np.arange(1, len(frame) + 1)
+    return frame
+
+
+@pytest.fixture(scope="session")
+def api_settings(loaded_db: Settings) -> Settings:
+    """The session database's settings with a public rate limit no test reaches by accident."""
+    return loaded_db.model_copy(update={"public_rate_per_minute": 1_000_000})
+
+
+@pytest.fixture(scope="session")
+def api_data(api_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Planted:
+    """Ingest the sample and the two teams' outreach sources once per session."""
+    work = tmp_path_factory.mktemp("api-data")
+    raw = work / "sample.csv"
+    generate_sample(raw, SAMPLE_EVENTS, seed=2718, settings=api_settings)
+    frame = pd.read_csv(raw, dtype=str, keep_default_na=False)
+    frame["source"] = SAMPLE_SOURCE  # its own source: no other module's sample can make these duplicates
+    path = work / "api-sample.csv"
+    frame.to_csv(path, index=False)
+    with db.connect(api_settings) as conn:
+        report = ingest_file(conn, Path(path), source=SAMPLE_SOURCE, settings=api_settings)
+        assert report.accepted > 0.9 * SAMPLE_EVENTS, report.summary()
+
+        fine = _inner_fine_cells(conn)
+        parents = hexagons.cells_to_parents(fine, 8)
+        distinct = pd.unique(parents)
+        assert len(distinct) >= 3
+        big, small_a, small_b = (int(c) for c in distinct[[0, len(distinct) // 2, -1]])
+
+        def child(parent: int) -> int:
+            return int(fine[parents == parent][0])
+
+        a_cells = [child(big)] * 15 + [child(small_a)] * 3
+        b_cells = [child(big)] * 2 + [child(small_b)] * 4
+        for cells, source, team in ((a_cells, SOURCE_A, TEAM_A), (b_cells, SOURCE_B, TEAM_B)):
+            report = ingest_chunks(conn, [outreach_frame(cells, source, team)], name=source, fmt="frame",
+                                   source=source, settings=api_settings, team=team)
+            assert (report.accepted, report.rejected) == (len(cells), 0), report.summary()
+        conn.commit()
+    counts = {TEAM_A: {big: 15, small_a: 3}, TEAM_B: {big: 2, small_b: 4}}
+    return Planted(big, small_a, small_b, counts)
+
+
+@pytest.fixture(scope="session")
+def tokens(api_settings: Settings) -> dict[str, str | None]:
+    """A valid token per role (outreach is team-a; ``outreach-b`` is team-b; public has none)."""
+    made: dict[str, str | None] = {"public": None}
+    with db.connect(api_settings) as conn:
+        for key, role, team in (("admin", "admin", "stewards"), ("planner", "planner", "urbanism"),
+                                ("police", "police", "brigade-19"), ("outreach", "outreach", TEAM_A),
+                                ("outreach-b", "outreach", TEAM_B)):
+            made[key] = create_token(conn, role=role, team=team, days=30, description=f"api tests {key}")[1]
+    return made
+
+
+@pytest.fixture(scope="session")
+def headers(tokens: dict[str, str | None]) -> dict[str, dict[str, str]]:
+    """The Authorization header of each role's token (empty for the public)."""
+    return {role: auth(token) for role, token in tokens.items()}
+
+
+@pytest.fixture(scope="session")
+def sql(api_settings: Settings) -> Iterator:
+    """``sql(query, params) -> rows`` on an autocommit connection (sees what the app committed)."""
+    with db.connect(api_settings, autocommit=True) as conn:
+
+        def run(query: str, params: tuple | dict | None = None) -> list[tuple]:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+        yield run
+
+
+@pytest.fixture(scope="session")
+def client(api_settings: Settings, api_data: Planted) -> Iterator[TestClient]:
+    """The app on the session database, its lifespan running."""
+    with TestClient(create_app(api_settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def works_site(api_settings: Settings) -> str:
+    """A real works site of the study area (for /impact)."""
+    row = sql_one(api_settings, "SELECT w.id FROM works_sites w, study_area s WHERE w.arrondissement = ANY(s.codes) "
+                                "AND w.starts_at IS NOT NULL ORDER BY w.id LIMIT 1")
+    assert row is not None, "no works site in the study area: is the works layer loaded?"
+    return row[0]
