@@ -70,10 +70,10 @@ CREATE TABLE events_geopandas (
     h3_r11      bigint,
     geometry    geometry(Point, 4326)
 );
--- The same kind of indexes as events: category x time, fine cell, GiST, unique external id.
+-- The same indexes as events (migrations 002 and 006): category x time covering the fine
+-- cell, fine cell, unique external id; no GiST (events has none either).
 CREATE INDEX events_geopandas_category_time_idx ON events_geopandas (category, occurred_at) INCLUDE (h3_r11);
 CREATE INDEX events_geopandas_h3_r11_idx ON events_geopandas (h3_r11);
-CREATE INDEX events_geopandas_geom_idx ON events_geopandas USING gist (geometry);
 CREATE UNIQUE INDEX events_geopandas_external_idx ON events_geopandas (source, external_id);
 """
 

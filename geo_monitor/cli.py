@@ -349,6 +349,29 @@ def release(
         console.print(f"written to {out}")
 
 
+maps_app = typer.Typer(help="Maps: planner, coordination and public, as standalone HTML.", no_args_is_help=True)
+app.add_typer(maps_app, name="maps")
+
+
+@maps_app.command("build")
+def maps_build(
+    out: Annotated[Path, typer.Option(help="Folder for planner.html, coordination.html, public.html")] = Path("var/maps"),
+    linked: Annotated[bool, typer.Option("--linked", help="Link an assets/ folder instead of inlining Leaflet")] = False,
+) -> None:
+    """Write the three maps; they open from disk with no internet."""
+    import maps  # folium stays out of the library: imported only here
+
+    settings = _settings()
+    try:
+        with db.connect(settings) as conn:
+            written = maps.build_all(conn, out, settings, inline=not linked,
+                                     progress=lambda name: err.print(f"  {name} map…"))
+    except GeoMonitorError as exc:
+        _fail(exc)
+    for path in written:
+        console.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
 token_app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from geo_monitor import db
+from geo_monitor.sample import generate_sample
 from geo_monitor.settings import Settings
 from geo_monitor.validate import CANONICAL
 
@@ -172,3 +173,16 @@ def test_demo_builds_a_new_database_then_changes_nothing(
         assert count_events(new) == stored
     finally:
         db.drop_database(new)
+
+
+def test_maps_build_writes_three_standalone_pages(loaded_db: Settings, tmp_path: Path) -> None:
+    generate_sample(tmp_path / "sample.csv", 2_000, seed=7, settings=loaded_db)
+    assert run(["ingest", str(tmp_path / "sample.csv"), "--source", "cli-maps"], loaded_db, cwd=tmp_path).returncode == 0
+
+    result = run(["maps", "build", "--out", str(tmp_path / "maps")], loaded_db, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("planner", "coordination", "public"):
+        page = (tmp_path / "maps" / f"{name}.html").read_text(encoding="utf-8")
+        assert "L.map(" in page or "L.map (" in page
+        assert "cdn.jsdelivr" not in page and "unpkg.com" not in page  # Leaflet is inlined, not fetched
