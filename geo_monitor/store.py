@@ -105,20 +105,23 @@ def source_ids(conn: psycopg.Connection, names: list[str], team: str | None = No
 def stored_hashes(conn: psycopg.Connection, source_id: int, hashes: np.ndarray, batch_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Return masks of the hashes already stored by earlier batches, and by this batch.
 
-    ``external_hash = ANY(array)`` is answered by descending the unique index once per hash,
-    whatever the table's statistics say (right after a TRUNCATE the planner believes the
-    table empty, and a join form could then scan it once per probed hash).
+    One probe of the unique index per hash (a LATERAL look-up with LIMIT 1 cannot become a
+    hash join over all stored events), with sequential and bitmap scans off: right after a
+    TRUNCATE the planner believes the table empty and would otherwise scan it per hash.
     """
-    keys = [bytes(k) for k in np.ascontiguousarray(hashes.astype(">u8")).view("V16").ravel()]
+    blob = np.ascontiguousarray(hashes.astype(">u8")).tobytes()
     conn.execute("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)")
     rows = conn.execute(
-        "SELECT external_hash, batch_id = %s FROM events WHERE source_id = %s AND external_hash = ANY(%b::bytea[])",
-        (batch_id, source_id, keys),
+        """SELECT h.i, m.same
+           FROM (SELECT i, substring(%(blob)s::bytea FROM i * 16 + 1 FOR 16) AS hash
+                 FROM generate_series(0, %(n)s - 1) AS i) AS h
+           CROSS JOIN LATERAL (SELECT e.batch_id = %(batch)s AS same FROM events e
+                               WHERE e.source_id = %(source)s AND e.external_hash = h.hash LIMIT 1) AS m""",
+        {"blob": blob, "n": len(hashes), "source": source_id, "batch": batch_id},
     ).fetchall()
     conn.execute("SELECT set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true)")
-    position = {key: i for i, key in enumerate(keys)}
     earlier = np.zeros(len(hashes), dtype=bool)
     this_batch = np.zeros(len(hashes), dtype=bool)
-    for key, same in rows:
-        (this_batch if same else earlier)[position[bytes(key)]] = True
+    for i, same in rows:
+        (this_batch if same else earlier)[i] = True
     return earlier, this_batch
