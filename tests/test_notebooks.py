@@ -1,0 +1,32 @@
+"""The notebooks run top to bottom against a real database (they call the library only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from geo_monitor import db
+from geo_monitor.ingest import ingest_file
+from geo_monitor.sample import generate_sample
+from geo_monitor.settings import Settings
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(path: Path, loaded_db: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sample = generate_sample(tmp_path / "sample.parquet", 20_000, seed=3, settings=loaded_db).path
+    with db.connect(loaded_db) as conn:
+        ingest_file(conn, sample, source="notebook-sample", settings=loaded_db)
+    monkeypatch.setenv("GEO_MONITOR_DATABASE_URL", loaded_db.database_url)
+    monkeypatch.setenv("GEO_MONITOR_REFERENCE_DIR", str(loaded_db.reference_dir))
+    notebook = nbformat.read(path, as_version=4)
+
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("hot 99%" in str(o.get("data", {})) for o in outputs)  # the hotspot cell found a hot spot
