@@ -53,12 +53,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import httpx
 import numpy as np
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from common import database_url, say, stored_events  # noqa: E402 (bench/ is the script's folder)
 
 from geo_monitor import db, reference
 from geo_monitor.ingest import ingest_file
@@ -71,7 +70,6 @@ DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 QUERY = {"start": "2020-03-01", "end": "2020-04-01", "resolution": 9}
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 100.0
-_T0 = time.perf_counter()
 
 STATIC_APP = '''
 import os
@@ -95,17 +93,10 @@ app = Starlette(routes=[Route("/memory", memory), Mount("/file", StaticFiles(dir
 '''
 
 
-def say(message: str) -> None:
-    """Print a progress line to stderr."""
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 # --- the database ------------------------------------------------------------------------------
 
-def database_url(server: str, dbname: str) -> str:
-    if "://" in server:
-        return urlsplit(server)._replace(path=f"/{dbname}").geturl()
-    return make_conninfo(server, dbname=dbname)
 
 
 def make_settings(url: str) -> Settings:
@@ -113,16 +104,6 @@ def make_settings(url: str) -> Settings:
     return Settings(database_url=url, reference_dir=refs)
 
 
-def stored_events(url: str) -> int:
-    """Return the events in the database at ``url`` (0 when it or its tables do not exist)."""
-    params = conninfo_to_dict(url)
-    with psycopg.connect(make_conninfo(**{**params, "dbname": "postgres"}), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (params["dbname"],)).fetchone():
-            return 0
-    with psycopg.connect(url, autocommit=True) as conn:
-        if not conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()[0]:
-            return 0
-        return conn.execute("SELECT count(*) FROM events").fetchone()[0]
 
 
 def prepare(settings: Settings, n: int, reuse: bool) -> int:

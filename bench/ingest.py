@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import psycopg
-from psycopg.conninfo import make_conninfo
+from common import database_url, say  # noqa: E402 (bench/ is the script's folder)
 
 from geo_monitor import db, reference, store
 from geo_monitor.ingest import ingest_file, load_context
@@ -51,7 +51,6 @@ MEMORY_LIMIT_MB = 1536  # 1.5 GB
 MEMORY_GROWTH_LIMIT = 0.20  # "flat": peak at 5N at most 20 % above peak at N
 TARGET_VS_GEOPANDAS = 10.0
 TARGET_VS_COPY = 0.40
-_T0 = time.perf_counter()
 
 BASELINE_DDL = """
 CREATE TABLE events_geopandas (
@@ -78,16 +77,8 @@ CREATE UNIQUE INDEX events_geopandas_external_idx ON events_geopandas (source, e
 """
 
 
-def say(message: str) -> None:
-    """Print a progress line to stderr."""
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def database_url(server: str, dbname: str) -> str:
-    """Return the server URL (or key=value conninfo) pointed at ``dbname``."""
-    if "://" in server:
-        return urlsplit(server)._replace(path=f"/{dbname}").geturl()
-    return make_conninfo(server, dbname=dbname)
 
 
 def reference_dir() -> Path:

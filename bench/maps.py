@@ -33,6 +33,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
+sys.path.append(str(_HERE))  # last: bench/common.py, never before the maps package
 sys.modules.pop("maps", None)
 
 import argparse
@@ -41,13 +42,12 @@ import statistics
 import tempfile
 import time
 from datetime import date
-from urllib.parse import urlsplit
 
 import folium
 import geopandas as gpd
 import psycopg
+from common import database_url, say, stored_events  # noqa: E402 (bench/ is the script's folder)
 from folium.plugins import TimestampedGeoJson
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from geo_monitor import db, hexagons, reference
 from geo_monitor.aggregates import Window, category_ids, count_cells, study_grid
@@ -65,28 +65,12 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 START, END = date(2019, 1, 1), date(2022, 1, 1)
 TARGET_S, TARGET_MB, TARGET_PUBLIC_MB = 3.0, 5.0, 1.0
-_T0 = time.perf_counter()
 
 
-def say(message: str) -> None:
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def database_url(server: str, dbname: str) -> str:
-    if "://" in server:
-        return urlsplit(server)._replace(path=f"/{dbname}").geturl()
-    return make_conninfo(server, dbname=dbname)
 
 
-def stored_events(url: str) -> int:
-    params = conninfo_to_dict(url)
-    with psycopg.connect(make_conninfo(**{**params, "dbname": "postgres"}), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (params["dbname"],)).fetchone():
-            return 0
-    with psycopg.connect(url, autocommit=True) as conn:
-        if not conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()[0]:
-            return 0
-        return conn.execute("SELECT count(*) FROM events").fetchone()[0]
 
 
 def prepare(settings: Settings, n: int, reuse: bool) -> int:

@@ -44,12 +44,11 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import h3
 import numpy as np
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from common import database_url, say, stored_events  # noqa: E402 (bench/ is the script's folder)
 
 from geo_monitor import db, reference
 from geo_monitor.aggregates import Window, category_ids, count_cells, hex_counts, study_grid
@@ -65,7 +64,6 @@ TARGET_P50_MS = 30.0
 TARGET_RATIO = 20.0
 TARGET_GI_S = 1.0
 TARGET_EMERGING_S = 10.0
-_T0 = time.perf_counter()
 
 BASELINE_SQL = """
 WITH area AS MATERIALIZED (SELECT ST_Buffer(ST_Transform(geom, 2154), 50) AS geom FROM study_area),
@@ -81,15 +79,8 @@ GROUP BY hex.i, hex.j
 """
 
 
-def say(message: str) -> None:
-    """Print a progress line to stderr."""
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def database_url(server: str, dbname: str) -> str:
-    if "://" in server:
-        return urlsplit(server)._replace(path=f"/{dbname}").geturl()
-    return make_conninfo(server, dbname=dbname)
 
 
 def make_settings(url: str) -> Settings:
@@ -97,17 +88,6 @@ def make_settings(url: str) -> Settings:
     return Settings(database_url=url, reference_dir=refs)
 
 
-def stored_events(url: str) -> int:
-    """Return the events in the database at ``url`` (0 when it or its tables do not exist)."""
-    params = conninfo_to_dict(url)
-    maintenance = make_conninfo(**{**params, "dbname": "postgres"})
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (params["dbname"],)).fetchone():
-            return 0
-    with psycopg.connect(url, autocommit=True) as conn:
-        if not conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()[0]:
-            return 0
-        return conn.execute("SELECT count(*) FROM events").fetchone()[0]
 
 
 def prepare(settings: Settings, n: int, reuse: bool) -> tuple[int, float | None]:

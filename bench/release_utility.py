@@ -31,11 +31,10 @@ import time
 from collections import defaultdict
 from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 import psycopg
-from psycopg.conninfo import make_conninfo
+from common import database_url, say  # noqa: E402 (bench/ is the script's folder)
 
 from geo_monitor import db, noise, reference
 from geo_monitor.ingest import ingest_file
@@ -45,17 +44,10 @@ from geo_monitor.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-_T0 = time.perf_counter()
 
 
-def say(message: str) -> None:
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def database_url(server: str, dbname: str) -> str:
-    if "://" in server:
-        return urlsplit(server)._replace(path=f"/{dbname}").geturl()
-    return make_conninfo(server, dbname=dbname)
 
 
 def reference_dir() -> Path:

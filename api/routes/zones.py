@@ -258,12 +258,7 @@ def zone(conn: ConnDep, principal: PrincipalDep, zone_id: ZoneId,
 def replace(conn: ConnDep, principal: PrincipalDep, zone_id: ZoneId, body: ZoneIn,
             if_match: IfMatch = None) -> Response:
     """Geometry, name, partners and schedule all replaced; a new version."""
-    version, props = _version(if_match, zone_id), body.properties
-    with _conflict_as_409(zone_id):
-        zone = update_zone(conn, principal, zone_id, version=version, name=props.name, geometry=body.geometry,
-                           partner_teams=props.partner_teams, schedule=_schedule(props.schedule))
-    audit(conn, principal, "zones.update", {"zone": zone_id, "version": zone.version}, 200)
-    return _answer(zone, notes=_ignored(props))
+    return _update(conn, principal, zone_id, body, if_match)
 
 
 @router.patch("/{zone_id}", response_model=ZoneOut, response_class=GeoJSONResponse, dependencies=[MEMBERS],
@@ -272,6 +267,11 @@ def replace(conn: ConnDep, principal: PrincipalDep, zone_id: ZoneId, body: ZoneI
 def patch(conn: ConnDep, principal: PrincipalDep, zone_id: ZoneId, body: ZonePatch,
           if_match: IfMatch = None) -> Response:
     """Only the geometry and properties sent are changed."""
+    return _update(conn, principal, zone_id, body, if_match)
+
+
+def _update(conn, principal, zone_id: int, body: ZoneIn | ZonePatch, if_match: str | None) -> Response:
+    """Apply an edit based on the If-Match version (PUT sends everything, PATCH what changes)."""
     version, props = _version(if_match, zone_id), body.properties
     with _conflict_as_409(zone_id):
         zone = update_zone(conn, principal, zone_id, version=version, name=props.name, geometry=body.geometry,

@@ -1,0 +1,36 @@
+"""What every benchmark script shares: progress lines and its own throw-away database."""
+
+from __future__ import annotations
+
+import sys
+import time
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+_T0 = time.perf_counter()
+
+
+def say(message: str) -> None:
+    """Print a progress line to stderr, with the seconds since the script started."""
+    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def database_url(server: str, dbname: str) -> str:
+    """Return the server URL (or key=value conninfo) pointed at ``dbname``."""
+    if "://" in server:
+        return urlsplit(server)._replace(path=f"/{dbname}").geturl()
+    return make_conninfo(server, dbname=dbname)
+
+
+def stored_events(url: str) -> int:
+    """Return the events in the database at ``url`` (0 when it or its tables do not exist)."""
+    params = conninfo_to_dict(url)
+    with psycopg.connect(make_conninfo(**{**params, "dbname": "postgres"}), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (params["dbname"],)).fetchone():
+            return 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        if not conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()[0]:
+            return 0
+        return conn.execute("SELECT count(*) FROM events").fetchone()[0]
