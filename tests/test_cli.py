@@ -186,3 +186,27 @@ def test_maps_build_writes_three_standalone_pages(loaded_db: Settings, tmp_path:
         page = (tmp_path / "maps" / f"{name}.html").read_text(encoding="utf-8")
         assert "L.map(" in page or "L.map (" in page
         assert "cdn.jsdelivr" not in page and "unpkg.com" not in page  # Leaflet is inlined, not fetched
+
+
+def test_analysis_commands_write_their_tables_and_summaries(loaded_db: Settings, tmp_path: Path) -> None:
+    generate_sample(tmp_path / "sample.csv", 5_000, seed=11, settings=loaded_db)
+    assert run(["ingest", str(tmp_path / "sample.csv"), "--source", "cli-analysis"], loaded_db, cwd=tmp_path).returncode == 0
+
+    aggregate = run(["aggregate"], loaded_db, cwd=tmp_path)
+    hot = run(["hotspots", "--start", "2020-01-01", "--end", "2021-01-01", "--kind", "incident",
+               "--out", str(tmp_path / "hot.geojson")], loaded_db, cwd=tmp_path)
+    emerging = run(["hotspots", "--start", "2019-01-01", "--end", "2022-01-01", "--emerging",
+                    "--out", str(tmp_path / "emerging.parquet")], loaded_db, cwd=tmp_path)
+    coverage = run(["coverage", "--start", "2020-01-01", "--end", "2020-07-01", "--out", str(tmp_path / "gap.csv")],
+                   loaded_db, cwd=tmp_path)
+    release = run(["release", "--month", "2020-02"], loaded_db, cwd=tmp_path)
+    bad = run(["hotspots", "--start", "2021-01-01", "--end", "2020-01-01"], loaded_db, cwd=tmp_path)
+
+    for result in (aggregate, hot, emerging, coverage, release):
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert "rollups rebuilt" in aggregate.stdout
+    assert "hot 99%" in hot.stdout and (tmp_path / "hot.geojson").stat().st_size > 0
+    assert "hot spot" in emerging.stdout and (tmp_path / "emerging.parquet").is_file()
+    assert (tmp_path / "gap.csv").read_text(encoding="utf-8").startswith("h3,")
+    assert "release 2020-02" in release.stdout and "privacy loss epsilon" in release.stdout
+    assert bad.returncode == 1 and "must come after" in bad.stderr
