@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
@@ -34,3 +36,16 @@ def stored_events(url: str) -> int:
         if not conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()[0]:
             return 0
         return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+def code_revision() -> str:
+    """Return the git commit of the code under test, flagging uncommitted changes to geo_monitor/."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "geo_monitor"], cwd=repo, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + uncommitted changes in geo_monitor/" if dirty else "")

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import psycopg
-from common import database_url, say  # noqa: E402 (bench/ is the script's folder)
+from common import code_revision, database_url, say  # noqa: E402 (bench/ is the script's folder)
 
 from geo_monitor import db, reference, store
 from geo_monitor.ingest import ingest_file, load_context
@@ -284,16 +284,6 @@ def versions() -> str:
     return ", ".join(parts)
 
 
-def code_revision() -> str:
-    """Return the git commit of the code under test, flagging uncommitted changes to geo_monitor/."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "geo_monitor"], cwd=REPO, capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" + uncommitted changes in geo_monitor/" if dirty else "")
 
 
 def main() -> int:

@@ -38,7 +38,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,7 +47,7 @@ from pathlib import Path
 import h3
 import numpy as np
 import psycopg
-from common import database_url, say, stored_events  # noqa: E402 (bench/ is the script's folder)
+from common import code_revision, database_url, say, stored_events  # noqa: E402 (bench/ is the script's folder)
 
 from geo_monitor import db, reference
 from geo_monitor.aggregates import Window, category_ids, count_cells, hex_counts, study_grid
@@ -254,15 +253,6 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def code_revision() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "geo_monitor"], cwd=REPO, capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" + uncommitted changes in geo_monitor/" if dirty else "")
 
 
 def main() -> int:
