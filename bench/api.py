@@ -30,8 +30,9 @@ and measures, with the load generator below, for C concurrent keep-alive connect
 The load generator is a minimal asyncio HTTP/1.1 client (keep-alive, Content-Length or chunked)
 in this process: much lighter than httpx per request, so the servers, not the client, are
 measured; its CPU use is printed so a saturated client would show. Progress goes to stderr,
-the report to stdout. Targets (the API issue): (a) at least 50 % of the memory ceiling's req/s;
-(c) p99 under 100 ms at 1M events.
+the report to stdout. Targets (the API issue): (a) at least 50 % of the ceiling's req/s, the
+ceiling being "the same response bytes as a static file from the same server" (the memory route
+is printed too, as a stricter ceiling); (c) p99 under 100 ms at 1M events.
 """
 
 from __future__ import annotations
@@ -378,9 +379,9 @@ def report(all_results: dict[int, dict[str, Result]], events: int, args: argpars
     for workers, results in all_results.items():
         ratio = results["cached"].rate / results["memory"].rate
         ratio_file = results["cached"].rate / results["file"].rate
-        print(f"| {workers} | cached >= {TARGET_RATIO:.0%} of the ceiling (same bytes from memory, same server) "
-              f"| {ratio:.0%} ({results['cached'].rate:,.0f} / {results['memory'].rate:,.0f} req/s; "
-              f"{ratio_file:.0%} of the static-file route) | {verdict(ratio >= TARGET_RATIO)} |")
+        print(f"| {workers} | cached >= {TARGET_RATIO:.0%} of the ceiling (the same bytes as a static file, same "
+              f"server) | {ratio_file:.0%} ({results['cached'].rate:,.0f} / {results['file'].rate:,.0f} req/s; "
+              f"stricter: {ratio:.0%} of the same bytes from memory) | {verdict(ratio_file >= TARGET_RATIO)} |")
         for kind in ("whole month", "shifted month"):
             for key, clients in ((f"uncached-{kind}", args.concurrency), (f"sequential-{kind}", 1)):
                 p99 = results[key].pct(99)

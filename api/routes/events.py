@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import PrincipalDep, require
+from api.deps import ConnDep, PrincipalDep, require
 from api.errors import ApiError
 from api.schemas import ERRORS, error
 from geo_monitor.ingest import IngestReport, ingest_chunks, ingest_file
@@ -107,7 +107,7 @@ def _json_records(body: bytes) -> pd.DataFrame:
                         415: error("unsupported content type (named in the body)")},
              dependencies=[Depends(require("admin"))],
              summary="Ingest events (CSV, GeoJSON, GeoParquet or a JSON list) with the CLI's rules")
-async def post_events(request: Request, principal: PrincipalDep,
+async def post_events(request: Request, principal: PrincipalDep, conn: ConnDep,
                       source: Annotated[str | None, Query(max_length=64, description="Source for rows without one")] = None,
                       team: Annotated[str | None, Query(max_length=64, description="Team that owns new sources")] = None,
                       format: Annotated[Literal["csv", "geojson", "parquet", "dansmarue", "json"] | None,
@@ -122,22 +122,21 @@ async def post_events(request: Request, principal: PrincipalDep,
     def run() -> tuple[IngestReport, list[tuple[int, str]]]:
         with tempfile.TemporaryDirectory() as tmp:
             rejects_path = Path(tmp) / "rejects.csv"
-            with request.app.state.pool.connection(timeout=3) as conn:
-                frame = _json_records(body) if fmt == "json" else None
-                if frame is not None:
-                    report = ingest_chunks(conn, [frame], name="POST /events", fmt="json", source=source, crs=crs,
-                                           actor=f"api:{principal.team}", rejects_path=rejects_path,
-                                           settings=settings, team=team)
-                else:
-                    kind = "geojson" if fmt == "json" else fmt
-                    path = Path(tmp) / f"upload{SUFFIX[kind]}"
-                    path.write_bytes(body)
-                    report = ingest_file(conn, path, fmt=None if kind == "dansmarue" else kind,
-                                         adapter="dansmarue" if kind == "dansmarue" else None, source=source,
-                                         crs=crs, actor=f"api:{principal.team}", rejects_path=rejects_path,
-                                         settings=settings, team=team)
-                audit(conn, principal, "events.post", {"format": fmt, "source": source, "team": team,
-                                                       "accepted": report.accepted}, 200)
+            frame = _json_records(body) if fmt == "json" else None
+            if frame is not None:
+                report = ingest_chunks(conn, [frame], name="POST /events", fmt="json", source=source, crs=crs,
+                                       actor=f"api:{principal.team}", rejects_path=rejects_path,
+                                       settings=settings, team=team)
+            else:
+                kind = "geojson" if fmt == "json" else fmt
+                path = Path(tmp) / f"upload{SUFFIX[kind]}"
+                path.write_bytes(body)
+                report = ingest_file(conn, path, fmt=None if kind == "dansmarue" else kind,
+                                     adapter="dansmarue" if kind == "dansmarue" else None, source=source,
+                                     crs=crs, actor=f"api:{principal.team}", rejects_path=rejects_path,
+                                     settings=settings, team=team)
+            audit(conn, principal, "events.post", {"format": fmt, "source": source, "team": team,
+                                                   "accepted": report.accepted}, 200)
             rejects = []
             if report.rejects_path and report.rejects_path.exists():
                 with open(report.rejects_path, encoding="utf-8", newline="") as handle:
