@@ -11,6 +11,9 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from geo_monitor import db
+from geo_monitor.settings import Settings
+
 _T0 = time.perf_counter()
 
 
@@ -49,3 +52,12 @@ def code_revision() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + (" + uncommitted changes in geo_monitor/" if dirty else "")
+
+
+def finish(settings: Settings, dbname: str, url: str, keep: bool) -> None:
+    """Drop the bench database, or say where it was kept."""
+    if keep:
+        say(f"kept database {dbname} ({url})")
+    else:
+        say(f"dropping database {dbname}")
+        db.drop_database(settings)

@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import psycopg
-from common import code_revision, database_url, say  # noqa: E402 (bench/ is the script's folder)
+from common import code_revision, database_url, finish, say  # noqa: E402 (bench/ is the script's folder)
 
 from geo_monitor import db, reference, store
 from geo_monitor.ingest import ingest_file, load_context
@@ -364,14 +365,8 @@ def main() -> int:
                 big_path.unlink()
                 reset(conn)
     finally:
-        for leftover in workdir.glob("*"):
-            leftover.unlink()
-        workdir.rmdir()
-        if args.keep_db:
-            say(f"kept database {dbname} ({url})")
-        else:
-            say(f"dropping database {dbname}")
-            db.drop_database(settings)
+        shutil.rmtree(workdir, ignore_errors=True)
+        finish(settings, dbname, url, args.keep_db)
 
     # --- report ---
     load_after = os.getloadavg()

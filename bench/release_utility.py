@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from common import database_url, say  # noqa: E402 (bench/ is the script's folder)
+from common import database_url, finish, say  # noqa: E402 (bench/ is the script's folder)
 
 from geo_monitor import db, noise, reference
 from geo_monitor.ingest import ingest_file
@@ -179,14 +180,8 @@ def main() -> int:
             say(f"  accepted {report.accepted:,} of {report.received:,}")
             result = run(conn, settings, args.epsilons, args.ks)
     finally:
-        for leftover in workdir.glob("*"):
-            leftover.unlink()
-        workdir.rmdir()
-        if args.keep_db:
-            say(f"kept database {dbname} ({url})")
-        else:
-            say(f"dropping database {dbname}")
-            db.drop_database(settings)
+        shutil.rmtree(workdir, ignore_errors=True)
+        finish(settings, dbname, url, args.keep_db)
 
     frame, months, plans, tallies = result["frame"], result["months"], result["plans"], result["tallies"]
     c, delta = settings.release_contributions, settings.release_display_delta

@@ -18,12 +18,12 @@ import pandas as pd
 import psycopg
 import pytest
 import shapely
+from builders import ingest_all
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from geo_monitor import db, disclosure, hexagons, noise
-from geo_monitor.ingest import ingest_chunks
 from geo_monitor.release import (
     Layout,
     Release,
@@ -105,11 +105,7 @@ def plant(conn: psycopg.Connection, settings: Settings, frame: Layout, months: d
             rows += [{"kind": kind, "category": category, "lon": repr(float(lng[i])), "lat": repr(float(lat[i])),
                       "occurred_at": f"{month}-{1 + j % 28:02d}T{j % 24:02d}:00:00+01:00",
                       "external_id": f"attack-{month}-{group}-{i}-{j}"} for j in range(n)]
-    table = pd.DataFrame(rows)
-    table["_record"] = np.arange(1, len(table) + 1)
-    report = ingest_chunks(conn, [table], name="test_attacks", fmt="test", source="test_attacks", settings=settings)
-    assert (report.accepted, report.rejected) == (len(table), 0), report.summary()
-    return table
+    return ingest_all(conn, settings, rows, "test_attacks")
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,15 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import pandas as pd
 import psycopg
 import pytest
 import shapely
+from builders import ingest_all
 
 from geo_monitor import hexagons
 from geo_monitor.aggregates import study_grid
 from geo_monitor.coverage import STATUSES, coverage_gap
 from geo_monitor.errors import InvalidArgumentError
-from geo_monitor.ingest import ingest_chunks
 from geo_monitor.settings import Settings
 
 WINDOW = {"start": "2006-03-01", "end": "2006-04-01"}
@@ -42,10 +41,7 @@ def plant(conn: psycopg.Connection, settings: Settings, source: str, counts: dic
             rows += [{"kind": kind, "category": category, "occurred_at": f"2006-03-{1 + i:02d}T12:00:00+01:00",
                       "lon": str(lng[0]), "lat": str(lat[0]), "source": source,
                       "external_id": f"{cell}-{kind}-{i}"} for i in range(n)]
-    frame = pd.DataFrame(rows)
-    frame["_record"] = np.arange(1, len(frame) + 1)
-    report = ingest_chunks(conn, [frame], name=source, fmt="frame", source=source, settings=settings)
-    assert (report.accepted, report.rejected) == (len(frame), 0), report.summary()
+    ingest_all(conn, settings, rows, source)
 
 
 def test_coverage_gap_planted(loaded_db: Settings, conn: psycopg.Connection, request: pytest.FixtureRequest) -> None:

@@ -16,12 +16,12 @@ import pandas as pd
 import psycopg
 import pytest
 import shapely
+from builders import ingest_all
 
 from geo_monitor import hexagons
 from geo_monitor.aggregates import PARIS, Window, study_grid
 from geo_monitor.errors import InvalidArgumentError, NotFoundError
 from geo_monitor.impact import MIN_COUNT, e_test, wdd, wdq, works_impact
-from geo_monitor.ingest import ingest_chunks
 from geo_monitor.settings import Settings
 
 BEFORE = Window(date(2005, 2, 1), date(2005, 4, 1))  # 59 days, whole months: the rollup path
@@ -147,9 +147,7 @@ def plant(conn: psycopg.Connection, settings: Settings, source: str, events: lis
     frame = pd.DataFrame({"kind": [e[2] for e in events], "category": [e[1] for e in events],
                           "occurred_at": [e[3] for e in events], "lon": lng.astype(str), "lat": lat.astype(str),
                           "source": source, "external_id": [f"e{i}" for i in range(len(events))]})
-    frame["_record"] = np.arange(1, len(frame) + 1)
-    report = ingest_chunks(conn, [frame], name=source, fmt="frame", source=source, settings=settings)
-    assert (report.accepted, report.rejected) == (len(events), 0), report.summary()
+    ingest_all(conn, settings, frame, source)
 
 
 def spread(cell: int, n: int, window: Window, category: str = "aggression", kind: str = "incident") -> list:

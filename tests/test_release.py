@@ -15,10 +15,10 @@ import pandas as pd
 import psycopg
 import pytest
 import shapely
+from builders import ingest_all
 
 from geo_monitor import db, hexagons, noise
 from geo_monitor.errors import InvalidArgumentError, NotFoundError
-from geo_monitor.ingest import ingest_chunks
 from geo_monitor.noise import PrivacyBudgetError
 from geo_monitor.release import (
     create_release,
@@ -52,11 +52,7 @@ def plant(conn: psycopg.Connection, settings: Settings, source: str, month: str,
         rows += [{"kind": kind, "category": category, "occurred_at": f"{month}-{1 + i % 28:02d}T{i % 24:02d}:00:00+01:00",
                   "lon": repr(float(lng[0])), "lat": repr(float(lat[0])), "external_id": f"{source}-{group}-{cell}-{i}"}
                  for i in range(n)]
-    frame = pd.DataFrame(rows)
-    frame["_record"] = np.arange(1, len(frame) + 1)
-    report = ingest_chunks(conn, [frame], name=source, fmt="test", source=source, settings=settings)
-    assert (report.accepted, report.rejected) == (len(frame), 0), report.summary()
-    return frame
+    return ingest_all(conn, settings, rows, source)
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,13 @@ import psycopg
 import pytest
 import shapely
 import shapely.geometry
+from builders import ingest_all
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from geo_monitor import db, reference
 from geo_monitor.aggregates import hex_counts
 from geo_monitor.analysis import hotspots
 from geo_monitor.errors import AccessDeniedError, InvalidArgumentError, NotFoundError
-from geo_monitor.ingest import ingest_chunks
 from geo_monitor.settings import Settings
 from geo_monitor.tokens import Principal, create_token
 from geo_monitor.zones import (
@@ -114,10 +114,8 @@ def events_frame(points: list[tuple[float, float]], *, kind: str, category: str,
 
 def ingest(zdb: Settings, frame: pd.DataFrame, team: str | None = None) -> None:
     """Ingest planted events and check that all were accepted."""
-    source = frame["source"].iloc[0]
     with db.connect(zdb) as conn:
-        report = ingest_chunks(conn, [frame], name=source, fmt="frame", source=source, settings=zdb, team=team)
-    assert (report.accepted, report.rejected) == (len(frame), 0), report.summary()
+        ingest_all(conn, zdb, frame, frame["source"].iloc[0], team=team)
 
 
 def fine_centre(lon: float, lat: float) -> tuple[float, float]:

@@ -18,13 +18,13 @@ import pandas as pd
 import pytest
 import shapely
 import shapely.geometry
+from builders import ingest_all
 from fastapi.testclient import TestClient
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api.main import create_app
 from api.routes.zones import ZoneCollection, ZoneOut, ZoneSummary
 from geo_monitor import db, reference
-from geo_monitor.ingest import ingest_chunks
 from geo_monitor.settings import Settings
 from geo_monitor.tokens import create_token
 from geo_monitor.zones import zone_cells
@@ -100,10 +100,8 @@ def planted(points: list[tuple[float, float]], *, kind: str, category: str, day:
 
 def ingest(zsettings: Settings, frame: pd.DataFrame, team: str | None = None) -> None:
     """Ingest planted events (all accepted)."""
-    source = frame["source"].iloc[0]
     with db.connect(zsettings) as conn:
-        report = ingest_chunks(conn, [frame], name=source, fmt="frame", source=source, settings=zsettings, team=team)
-    assert report.accepted == len(frame), report.summary()
+        ingest_all(conn, zsettings, frame, frame["source"].iloc[0], team=team)
 
 
 # --- create, read, who sees what -------------------------------------------------------------
