@@ -15,8 +15,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import RETRY_AFTER_SECONDS, ApiError
+from geo_monitor.privacy.tokens import PUBLIC, Principal, authenticate
 from geo_monitor.settings import Settings
-from geo_monitor.tokens import PUBLIC, Principal, authenticate
 
 
 def get_settings(request: Request) -> Settings:

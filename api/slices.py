@@ -11,8 +11,8 @@ import shapely
 from fastapi import Query
 
 from api.errors import ApiError
+from geo_monitor.privacy.tokens import Principal
 from geo_monitor.settings import Settings
-from geo_monitor.tokens import Principal
 
 Start = Annotated[date, Query(description="First day of the window (Europe/Paris), YYYY-MM-DD")]
 End = Annotated[date, Query(description="Day after the last day of the window (exclusive), YYYY-MM-DD")]

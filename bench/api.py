@@ -4,8 +4,8 @@ Run:  .venv/bin/python bench/api.py [--events N] [--reuse-db NAME] [--keep-db] [
                                     [--concurrency C] [--seconds S] [--sequential Q]
 
 It creates its own database ``geo_monitor_bencha_<pid>`` on GEO_MONITOR_BENCH_SERVER (default
-local postgres): migrations, reference layers, N synthetic events (geo_monitor.sample, default
-1,000,000 over 2019-2021) ingested with geo_monitor.ingest, VACUUM ANALYZE, and a planner token.
+local postgres): migrations, reference layers, N synthetic events (geo_monitor.store.sample, default
+1,000,000 over 2019-2021) ingested with geo_monitor.store.ingest, VACUUM ANALYZE, and a planner token.
 ``--reuse-db NAME`` uses (and keeps) a database that already holds events, e.g. the one
 ``bench/query.py --keep-db`` leaves; the token and the audit rows of the run are written to it.
 
@@ -60,11 +60,12 @@ import httpx
 import numpy as np
 from common import database_url, say, stored_events  # noqa: E402 (bench/ is the script's folder)
 
-from geo_monitor import db, reference
-from geo_monitor.ingest import ingest_file
-from geo_monitor.sample import generate_sample
+from geo_monitor import db
+from geo_monitor.privacy.tokens import create_token
 from geo_monitor.settings import Settings
-from geo_monitor.tokens import create_token
+from geo_monitor.store import reference
+from geo_monitor.store.ingest import ingest_file
+from geo_monitor.store.sample import generate_sample
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"

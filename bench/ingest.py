@@ -2,16 +2,16 @@
 
 Run:  .venv/bin/python bench/ingest.py [--events N] [--repeat R] [--keep-db]
 
-It makes N synthetic events (geo_monitor.sample, CSV), creates its own database
+It makes N synthetic events (geo_monitor.store.sample, CSV), creates its own database
 ``geo_monitor_bench_<pid>`` (migrations + reference layers), then loads the events three ways:
 
-  (a) geo_monitor.ingest.ingest_file, end to end from the CSV file (read, validate,
+  (a) geo_monitor.store.ingest.ingest_file, end to end from the CSV file (read, validate,
       generalise, H3, dedupe, binary COPY, commit);
   (b) the baseline a geopandas user would write: pandas.read_csv, GeoDataFrame, a per-row
       h3-py loop for resolutions 7..11, GeoDataFrame.to_postgis (GeoAlchemy2) into a table
       with the same kind of indexes. No validation, no generalisation, no dedupe: a lower
       bound of what a correct geopandas pipeline costs;
-  (c) a bare binary COPY of rows already prepared by our own code (store.write_events +
+  (c) a bare binary COPY of rows already prepared by our own code (events.write_events +
       commit only): the physical limit of this server for this table and its indexes.
 
 It also measures the peak memory of (a) in a child process at N and 5N events, and the
@@ -39,12 +39,13 @@ import numpy as np
 import psycopg
 from common import code_revision, database_url, finish, say  # noqa: E402 (bench/ is the script's folder)
 
-from geo_monitor import db, reference, store
-from geo_monitor.ingest import ingest_file, load_context
-from geo_monitor.readers import read_chunks
-from geo_monitor.sample import MAX_EVENTS, generate_sample
+from geo_monitor import db
 from geo_monitor.settings import Settings
-from geo_monitor.validate import validate
+from geo_monitor.store import events, reference
+from geo_monitor.store.ingest import ingest_file, load_context
+from geo_monitor.store.readers import read_chunks
+from geo_monitor.store.sample import MAX_EVENTS, generate_sample
+from geo_monitor.store.validate import validate
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -148,9 +149,9 @@ def prepare_copy_buffers(conn: psycopg.Connection, path: Path, settings: Setting
     for chunk in read_chunks(path, "csv", settings.ingest_chunk_rows):
         prepared = validate(chunk, ctx).prepared
         names = sorted(set(prepared.source_id))
-        ids = store.source_ids(conn, names)
+        ids = events.source_ids(conn, names)
         source_array = np.array([ids[name] for name in prepared.source_id], dtype=np.int32)
-        buffers.append(store.copy_buffer(prepared, source_array, batch_id))
+        buffers.append(events.copy_buffer(prepared, source_array, batch_id))
         rows += len(prepared)
     conn.commit()
     return buffers, rows
@@ -160,7 +161,7 @@ def run_copy(conn: psycopg.Connection, buffers: list[bytes]) -> float:
     reset(conn, batches=False)
     started = time.perf_counter()
     for buffer in buffers:
-        store.write_events(conn, buffer)
+        events.write_events(conn, buffer)
     conn.commit()
     return time.perf_counter() - started
 
@@ -380,7 +381,7 @@ def main() -> int:
           f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after "
           f"(other work on the machine skews every figure)")
     print(f"code: {revision}; libraries: {versions()}")
-    print(f"input: {n:,} synthetic events (geo_monitor.sample, seed 42), CSV {csv_path.name}; "
+    print(f"input: {n:,} synthetic events (geo_monitor.store.sample, seed 42), CSV {csv_path.name}; "
           f"ingest chunk {settings.ingest_chunk_rows:,} rows; medians of {repeat} run(s) unless stated")
     print()
     print(f"{'method':<58} {'events':>10} {'seconds':>9} {'events/s':>11} {'vs (a)':>8}")
@@ -389,13 +390,13 @@ def main() -> int:
         ("(b) read_csv + h3-py loop + GeoDataFrame.to_postgis [1 run]", baseline_n, geo["total"], b_rate),
         (f"(c) bare binary COPY of prepared rows + commit [median {repeat}]", copy_rows, c_s, c_rate),
     ]
-    for name, events, seconds, rate in rows:
-        print(f"{name:<58} {events:>10,} {seconds:>9.2f} {rate:>11,.0f} {rate / a_rate:>7.2f}x")
+    for name, count, seconds, rate in rows:
+        print(f"{name:<58} {count:>10,} {seconds:>9.2f} {rate:>11,.0f} {rate / a_rate:>7.2f}x")
     print()
     print(f"(a) runs: {', '.join(f'{t:.2f}' for t in ours_times)} s; accepted {report.accepted:,} of "
           f"{report.received:,} (rejected {report.rejected:,}, duplicates {report.duplicates:,})")
     print(f"(c) runs: {', '.join(f'{t:.2f}' for t in copy_times)} s; rows prepared by validate() + "
-          "store.copy_buffer() beforehand (untimed); timed: store.write_events() + commit only")
+          "events.copy_buffer() beforehand (untimed); timed: events.write_events() + commit only")
     scaled = "" if baseline_n == n else f"; measured on the first {baseline_n:,} of {n:,} events, events/s scaled from that"
     print("(b) steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in geo.items() if k not in ("total", "rows"))
           + f"; {int(geo['rows']):,} rows stored{scaled}")

@@ -49,14 +49,16 @@ import psycopg
 from common import database_url, say, stored_events  # noqa: E402 (bench/ is the script's folder)
 from folium.plugins import TimestampedGeoJson
 
-from geo_monitor import db, hexagons, reference
-from geo_monitor.aggregates import Window, category_ids, count_cells, study_grid
-from geo_monitor.analysis import step_cube
-from geo_monitor.ingest import ingest_file
-from geo_monitor.population import ensure_population
-from geo_monitor.sample import generate_sample
+from geo_monitor import db, hexagons
+from geo_monitor.analysis.counts import category_ids, count_cells
+from geo_monitor.analysis.cubes import step_cube
+from geo_monitor.calendar import Window
+from geo_monitor.grid import ensure_population, study_grid
 from geo_monitor.settings import Settings
-from geo_monitor.vocabulary import public_groups
+from geo_monitor.store import reference
+from geo_monitor.store.ingest import ingest_file
+from geo_monitor.store.sample import generate_sample
+from geo_monitor.store.vocabulary import public_groups
 from maps import StepCounts, build_planner, planner_map, public_map, render
 from maps.data import arrondissements
 from maps.styles import fixed_scale

@@ -4,8 +4,8 @@ Run:  .venv/bin/python bench/query.py [--events N] [--queries Q] [--baseline-que
                                       [--keep-db] [--reuse-db NAME] [--seed S]
 
 It creates its own database ``geo_monitor_benchq_<pid>`` on GEO_MONITOR_BENCH_SERVER (default
-local postgres): migrations, reference layers, N synthetic events (geo_monitor.sample, default
-1,000,000 over 2019-2021) ingested with geo_monitor.ingest, VACUUM ANALYZE. Then:
+local postgres): migrations, reference layers, N synthetic events (geo_monitor.store.sample, default
+1,000,000 over 2019-2021) ingested with geo_monitor.store.ingest, VACUUM ANALYZE. Then:
 
   ours      Q seeded random queries (window starting in 2019-2021, 7-730 days clipped to the
             data, non-empty random set of incident/outreach categories, resolution 7-11):
@@ -20,9 +20,9 @@ local postgres): migrations, reference layers, N synthetic events (geo_monitor.s
             lie just outside; the baseline runs with ``SET jit = off``, its best setting here).
             The store has no spatial index (migration 006), so the bench creates one for the
             baseline on its own database, untimed;
-  Gi*       geo_monitor.hotspots.gi_star over every resolution-10 cell of the study area, counts
+  Gi*       geo_monitor.analysis.hotspots.gi_star over every resolution-10 cell of the study area, counts
             from count_cells for one year (median of 5);
-  emerging  geo_monitor.emerging.emerging_hotspots on a 36-month x resolution-10 cube built with
+  emerging  geo_monitor.analysis.emerging.emerging_hotspots on a 36-month x resolution-10 cube built with
             36 count_cells calls (median of 3).
 
 Progress goes to stderr, the report to stdout. The database is dropped at the end unless
@@ -49,11 +49,14 @@ import numpy as np
 import psycopg
 from common import code_revision, database_url, say, stored_events  # noqa: E402 (bench/ is the script's folder)
 
-from geo_monitor import db, reference
-from geo_monitor.aggregates import Window, category_ids, count_cells, hex_counts, study_grid
-from geo_monitor.ingest import ingest_file
-from geo_monitor.sample import generate_sample
+from geo_monitor import db
+from geo_monitor.analysis.counts import category_ids, count_cells, hex_counts
+from geo_monitor.calendar import Window
+from geo_monitor.grid import study_grid
 from geo_monitor.settings import Settings
+from geo_monitor.store import reference
+from geo_monitor.store.ingest import ingest_file
+from geo_monitor.store.sample import generate_sample
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -202,7 +205,7 @@ def optional(module: str, name: str):
 
 
 def run_gi(conn: psycopg.Connection, repeat: int = 5) -> dict | None:
-    gi_star = optional("geo_monitor.hotspots", "gi_star")
+    gi_star = optional("geo_monitor.analysis.hotspots", "gi_star")
     if gi_star is None:
         return None
     cells = study_grid(conn, 10)
@@ -221,7 +224,7 @@ def run_gi(conn: psycopg.Connection, repeat: int = 5) -> dict | None:
 
 
 def run_emerging(conn: psycopg.Connection, repeat: int = 3) -> dict | None:
-    emerging = optional("geo_monitor.emerging", "emerging_hotspots") or optional("geo_monitor.hotspots",
+    emerging = optional("geo_monitor.analysis.emerging", "emerging_hotspots") or optional("geo_monitor.analysis.hotspots",
                                                                                "emerging_hotspots")
     if emerging is None:
         return None
@@ -363,7 +366,7 @@ def main() -> int:
               f"= {total_s:.3f} s  (target < {TARGET_GI_S:.0f} s) {verdict(total_s < TARGET_GI_S)}; "
               f"{gi['hot']} hot cells")
     else:
-        print("Gi*: skipped (geo_monitor.hotspots.gi_star not available)")
+        print("Gi*: skipped (geo_monitor.analysis.hotspots.gi_star not available)")
     if emerging:
         total_s = (emerging["cube_ms"] + emerging["run_ms"]) / 1000
         print(f"emerging hot spots ({emerging['steps']} monthly steps x {emerging['cells']:,} resolution-10 cells), "

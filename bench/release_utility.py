@@ -2,7 +2,7 @@
 
 Run:  .venv/bin/python bench/release_utility.py [--events N] [--epsilons 0.5 1.0] [--ks 5 11 20] [--keep-db]
 
-It makes N synthetic events (geo_monitor.sample, seed 42; 1,000,000 by default), creates its
+It makes N synthetic events (geo_monitor.store.sample, seed 42; 1,000,000 by default), creates its
 own database ``geo_monitor_benchr_<pid>`` (migrations + reference layers), ingests them, and
 then, for every month of the sample, runs the release's own path in memory (the month's rows
 from the store, the OpenDP measurement, thresholds, secondary suppression and LP audit, with
@@ -37,11 +37,13 @@ import numpy as np
 import psycopg
 from common import database_url, finish, say  # noqa: E402 (bench/ is the script's folder)
 
-from geo_monitor import db, noise, reference
-from geo_monitor.ingest import ingest_file
-from geo_monitor.release import Layout, layout, month_rows, protect_month
-from geo_monitor.sample import generate_sample
+from geo_monitor import db
+from geo_monitor.privacy import noise
+from geo_monitor.privacy.release import Layout, layout, month_rows, protect_month
 from geo_monitor.settings import Settings
+from geo_monitor.store import reference
+from geo_monitor.store.ingest import ingest_file
+from geo_monitor.store.sample import generate_sample
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -187,7 +189,7 @@ def main() -> int:
     c, delta = settings.release_contributions, settings.release_display_delta
     print(f"geo_monitor release utility bench — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}")
-    print(f"input: {report.accepted:,} events stored of {args.events:,} synthetic (geo_monitor.sample, seed 42); "
+    print(f"input: {report.accepted:,} events stored of {args.events:,} synthetic (geo_monitor.store.sample, seed 42); "
           f"{len(months)} months {months[0]:%Y-%m}..{months[-1]:%Y-%m}; resolution {frame.resolution}, "
           f"{len(frame.cells)} hexagons x {len(frame.groups)} incident groups; outreach by arrondissement")
     print(f"privacy unit: at most {c} event(s) per person and month; display delta {delta:g}; "

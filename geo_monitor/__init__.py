@@ -1,7 +1,9 @@
 """geo_monitor: anonymised monitoring of public space in north-east Paris.
 
-The library knows nothing of the API or the maps: it stores, validates, aggregates
-and analyses events in PostGIS. See README.md and ../shared/DESIGN.md.
+The library stores, validates, aggregates and analyses events in PostGIS, and decides what
+each role may see. It knows nothing of the API, the maps or the command line that assemble
+it. Sub-packages follow the data flow: ``store`` -> ``analysis`` -> ``privacy``; ``zones``
+beside them. See README.md and docs/architecture.md.
 """
 
 __version__ = "0.1.0"

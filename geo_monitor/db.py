@@ -132,7 +132,7 @@ class UpReport:
 
 def up(settings: Settings | None = None) -> UpReport:
     """Create the database if needed, apply migrations and sync the category vocabulary."""
-    from geo_monitor.vocabulary import sync_vocabulary
+    from geo_monitor.store.vocabulary import sync_vocabulary
 
     settings = settings or get_settings()
     report = UpReport(created_database=ensure_database(settings))

@@ -38,3 +38,23 @@ class AccessDeniedError(GeoMonitorError, PermissionError):
 
 class NotFoundError(GeoMonitorError, LookupError):
     """A requested object does not exist (or is not visible to the caller)."""
+
+
+class PrivacyBudgetError(GeoMonitorError, PermissionError):
+    """A release would spend more privacy loss than the month's or the year's budget allows."""
+
+
+class DisclosureError(GeoMonitorError, RuntimeError):
+    """Suppression could not protect every suppressed count: the release is refused."""
+
+
+class ZoneConflictError(GeoMonitorError, RuntimeError):
+    """An edit was based on an outdated version of the zone, or the zone is archived."""
+
+    def __init__(self, message: str, current_version: int) -> None:
+        super().__init__(message)
+        self.current_version = current_version
+
+
+class MapAssetsError(ConfigurationError):
+    """The local copies of Leaflet are missing or an asset has no local copy."""

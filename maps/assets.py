@@ -32,14 +32,10 @@ from pathlib import Path
 import branca.element
 import folium
 
-from geo_monitor.errors import ConfigurationError
+from geo_monitor.errors import MapAssetsError
 
 ENV_DIR = "GEO_MONITOR_MAP_ASSETS_DIR"
 DEFAULT_DIR = Path.home() / ".cache" / "geo_monitor" / "map-assets"
-
-
-class MapAssetsError(ConfigurationError):
-    """The local copies of Leaflet are missing or an asset has no local copy."""
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,14 @@ import numpy as np
 import psycopg
 import shapely
 
-from geo_monitor import analysis, hexagons
-from geo_monitor.aggregates import Window, category_ids, check_resolution
+from geo_monitor import hexagons
+from geo_monitor.analysis.counts import category_ids, check_resolution
+from geo_monitor.analysis.cubes import step_cube
+from geo_monitor.analysis.hotspots import hotspots
+from geo_monitor.calendar import Window
 from geo_monitor.errors import NotFoundError
+from geo_monitor.privacy.tokens import Principal
 from geo_monitor.settings import Settings, get_settings
-from geo_monitor.tokens import Principal
 from maps.data import has_zones_table, last_event_day, reference_layers
 from maps.elements import (
     DEFAULT_BASEMAP,
@@ -176,7 +179,7 @@ def stored_zones(conn: psycopg.Connection, viewer: Principal | str | None = None
     """Return the zones ``viewer`` may see, or ``None`` when the store has no zones table yet."""
     if not has_zones_table(conn):
         return None
-    from geo_monitor.zones import zones_frame  # only the coordination map needs zones
+    from geo_monitor.zones.edit import zones_frame  # only the coordination map needs zones
 
     return zones_frame(conn, viewer)
 
@@ -187,7 +190,7 @@ def build_coordination(conn: psycopg.Connection, *, weeks: int = 4, end: date | 
     """Return the coordination map of the last ``weeks`` whole weeks (Monday to Sunday) of incidents.
 
     ``end`` (exclusive, a Monday) defaults to the Monday after the latest incident. ``zones``
-    defaults to the stored zones ``viewer`` may see (``geo_monitor.zones.zones_frame``: a
+    defaults to the stored zones ``viewer`` may see (``geo_monitor.zones.edit.zones_frame``: a
     Principal, a team name, or None for every zone); pass an empty frame for none.
     """
     settings = settings or get_settings()
@@ -200,10 +203,10 @@ def build_coordination(conn: psycopg.Connection, *, weeks: int = 4, end: date | 
             raise NotFoundError("no incident in the store: ingest data first (geo-monitor ingest FILE, or demo)")
         end = last + timedelta(days=7 - last.weekday())
     start = end - timedelta(weeks=weeks)
-    steps, grid, cube = analysis.step_cube(conn, category_ids(conn, ["incident"]), Window.of(start, end),
+    steps, grid, cube = step_cube(conn, category_ids(conn, ["incident"]), Window.of(start, end),
                                            resolution, "week")
     hexes = StepCounts(steps, "week", grid, cube)
-    hot = analysis.hotspots(conn, start=start, end=end, resolution=resolution, kinds=["incident"], settings=settings)
+    hot = hotspots(conn, start=start, end=end, resolution=resolution, kinds=["incident"], settings=settings)
     reference = reference_layers(conn, start=start, end=end)
     m = coordination_map(zones, hexes, reference.stations, reference.works, uncovered_hotspots(hot, zones),
                          boundaries=reference.arrondissements, lines=reference.lines)

@@ -12,7 +12,7 @@ import pandas as pd
 import psycopg
 import shapely
 
-from geo_monitor.validate import LOCAL_TZ
+from geo_monitor.calendar import LOCAL_TZ
 from maps.layers import ReferenceLayers
 
 MODES = ("METRO", "RER")

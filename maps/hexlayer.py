@@ -24,7 +24,7 @@ MONTHS_FR = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août",
 
 @dataclass
 class StepCounts:
-    """Counts of a fixed set of cells over equal time steps (``geo_monitor.analysis.step_cube``).
+    """Counts of a fixed set of cells over equal time steps (``geo_monitor.analysis.cubes.step_cube``).
 
     Attributes
     ----------

@@ -122,14 +122,14 @@ def classes(frame: gpd.GeoDataFrame, column: str, colours: dict, labels: dict, n
 
 
 def gi_classes(frame: gpd.GeoDataFrame, show: bool = False) -> tuple[folium.GeoJson, dict]:
-    """Return the Gi* hot and cold spots (``geo_monitor.analysis.hotspots``) and their legend."""
+    """Return the Gi* hot and cold spots (``geo_monitor.analysis.cubes.hotspots``) and their legend."""
     return classes(frame, "gi_bin", GI_COLOURS, GI_LABELS,
                    {"fr": "Points chauds Gi*", "en": "Gi* hot spots"}, ["label", "count", "z", "p", "h3"],
                    ["class", "count", "z", "p", "cell"], show=show)
 
 
 def emerging_classes(frame: gpd.GeoDataFrame, show: bool = False) -> tuple[folium.GeoJson, dict]:
-    """Return the emerging hot spot patterns (``geo_monitor.analysis.emerging``) and their legend."""
+    """Return the emerging hot spot patterns (``geo_monitor.analysis.cubes.emerging``) and their legend."""
     return classes(frame, "pattern", EMERGING_COLOURS, EMERGING_LABELS,
                    {"fr": "Tendances (points chauds émergents)", "en": "Emerging hot spots"},
                    ["pattern", "total", "trend", "h3"], ["pattern", "total", "trend", "cell"], show=show)

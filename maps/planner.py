@@ -12,10 +12,14 @@ import pandas as pd
 import psycopg
 from folium.plugins import HeatMap
 
-from geo_monitor import analysis, hexagons
-from geo_monitor.aggregates import Window, category_ids, check_resolution
+from geo_monitor import hexagons
+from geo_monitor.analysis.counts import category_ids, check_resolution
+from geo_monitor.analysis.cubes import step_cube
+from geo_monitor.analysis.emerging import emerging
+from geo_monitor.analysis.hotspots import hotspots
+from geo_monitor.calendar import Window
 from geo_monitor.errors import NotFoundError
-from geo_monitor.population import ensure_population
+from geo_monitor.grid import ensure_population
 from geo_monitor.settings import Settings, get_settings
 from maps import layers
 from maps.data import last_event_day, reference_layers
@@ -77,9 +81,9 @@ def planner_map(counts: StepCounts, *, measure: str = "count", hotspots: gpd.Geo
         ``"count"`` or ``"rate"`` (per 1,000 residents). The colour scale is fitted once to
         every step, so a colour means the same number whatever the slider shows.
     hotspots
-        ``geo_monitor.analysis.hotspots`` output (``gi_bin``, ``label``, ``z``, ``p``…).
+        ``geo_monitor.analysis.cubes.hotspots`` output (``gi_bin``, ``label``, ``z``, ``p``…).
     emerging
-        ``geo_monitor.analysis.emerging`` output (``pattern``, ``trend``, ``total``…).
+        ``geo_monitor.analysis.cubes.emerging`` output (``pattern``, ``trend``, ``total``…).
     reference
         Boundaries, metro and works sites (works are drawn bold while active in the step).
     heat
@@ -140,13 +144,13 @@ def build_planner(conn: psycopg.Connection, *, months: int = 36, end: date | Non
         end = _month_start(last, -1)
     start = _month_start(end, months)
     window = Window.of(start, end)
-    steps, grid, cube = analysis.step_cube(conn, category_ids(conn, kinds, categories), window, resolution, "month")
+    steps, grid, cube = step_cube(conn, category_ids(conn, kinds, categories), window, resolution, "month")
     population = ensure_population(conn, resolution).reindex(grid, fill_value=0.0).to_numpy()
     what = {"fr": "incidents", "en": "incidents"} if kinds == ["incident"] else {"fr": "événements", "en": "events"}
     counts = StepCounts(steps, "month", grid, cube, population, what=what)
-    hot = analysis.hotspots(conn, start=start, end=end, resolution=resolution, kinds=kinds, categories=categories,
+    hot = hotspots(conn, start=start, end=end, resolution=resolution, kinds=kinds, categories=categories,
                             settings=settings)
-    trends = analysis.emerging(conn, start=start, end=end, resolution=resolution, step="month", kinds=kinds,
+    trends = emerging(conn, start=start, end=end, resolution=resolution, step="month", kinds=kinds,
                                categories=categories, settings=settings)
     reference = reference_layers(conn, start=start, end=end)
     m = planner_map(counts, measure=measure, hotspots=hot, emerging=trends, reference=reference)

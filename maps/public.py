@@ -146,7 +146,7 @@ def build_public(conn: psycopg.Connection, *, month: date | None = None,
     boundaries = arrondissements(conn)
     if month is None:
         return public_map(None, boundaries=boundaries)
-    from geo_monitor.release import get_release  # the release module is only needed here
+    from geo_monitor.privacy.releases import get_release  # the release module is only needed here
 
     m = public_map(get_release(conn, month).to_geojson(), boundaries=boundaries)
     m.get_root().title = html.escape(f"Paris nord-est — signalements publiés, {month:%Y-%m}")

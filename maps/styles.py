@@ -25,7 +25,7 @@ GI_LABELS = {
     -3: {"fr": "point froid, 99 %", "en": "cold spot, 99%"},
 }
 
-# Emerging hot spot patterns (geo_monitor.emerging.PATTERNS, "no pattern" is not drawn).
+# Emerging hot spot patterns (geo_monitor.analysis.emerging.PATTERNS, "no pattern" is not drawn).
 _HOT = ("#67000d", "#a50f15", "#de2d26", "#fb6a4a", "#fc9272", "#fdae6b", "#e6550d", "#fdd0a2")
 _COLD = ("#08306b", "#08519c", "#3182bd", "#6baed6", "#9ecae1", "#9e9ac8", "#756bb1", "#c6dbef")
 _KINDS = ("new", "consecutive", "intensifying", "persistent", "diminishing", "sporadic", "oscillating",

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from geo_monitor.ingest import ingest_chunks
 from geo_monitor.settings import Settings
+from geo_monitor.store.ingest import ingest_chunks
 
 
 def ingest_all(conn: psycopg.Connection, settings: Settings, records: pd.DataFrame | list[dict], source: str, *,

@@ -18,9 +18,10 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from geo_monitor import db, reference
+from geo_monitor import db
 from geo_monitor.errors import DatabaseUnavailableError
 from geo_monitor.settings import Settings
+from geo_monitor.store import reference
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -27,11 +27,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from geo_monitor import db
-from geo_monitor.aggregates import count_cells, hex_counts, study_grid
+from geo_monitor.analysis.counts import count_cells, hex_counts
 from geo_monitor.errors import InvalidArgumentError
-from geo_monitor.ingest import ingest_file
-from geo_monitor.sample import generate_sample
+from geo_monitor.grid import study_grid
 from geo_monitor.settings import Settings
+from geo_monitor.store.ingest import ingest_file
+from geo_monitor.store.sample import generate_sample
 
 SOURCE = "test_aggregates"
 N_EVENTS = 20_000
@@ -291,7 +292,8 @@ def test_empty_slice_gives_an_empty_frame(mconn: psycopg.Connection) -> None:
 
 
 def test_count_cells_core_query(mconn: psycopg.Connection) -> None:
-    from geo_monitor.aggregates import Window, category_ids
+    from geo_monitor.analysis.counts import category_ids
+    from geo_monitor.calendar import Window
 
     ids = category_ids(mconn, ["incident"], ["dealing"])
     series = count_cells(mconn, ids, Window.of("2020-03-17", "2020-09-05"), 10)

@@ -23,18 +23,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from geo_monitor import db, disclosure, hexagons, noise
-from geo_monitor.release import (
-    Layout,
-    Release,
-    create_release,
-    get_release,
-    layout,
-    protect_month,
-    rolling_view,
-)
+from geo_monitor import db, hexagons
+from geo_monitor.privacy import disclosure, noise
+from geo_monitor.privacy.release import Layout, create_release, layout, protect_month
+from geo_monitor.privacy.releases import Release, get_release, rolling_view
 from geo_monitor.settings import Settings
-from geo_monitor.vocabulary import vocabulary
+from geo_monitor.store.vocabulary import vocabulary
 
 MONTHS = [f"2016-{m:02d}" for m in range(1, 13)] + ["2017-01"]
 GROUPS = ("drugs", "safety", "public_space")

@@ -18,9 +18,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from geo_monitor import db
-from geo_monitor.sample import generate_sample
 from geo_monitor.settings import Settings
-from geo_monitor.validate import CANONICAL
+from geo_monitor.store.sample import generate_sample
+from geo_monitor.store.validate import CANONICAL
 
 GEO_MONITOR = Path(sys.executable).with_name("geo-monitor")
 WHEN = "2021-05-04T21:30:00+02:00"

@@ -15,9 +15,9 @@ import shapely
 from builders import ingest_all
 
 from geo_monitor import hexagons
-from geo_monitor.aggregates import study_grid
-from geo_monitor.coverage import STATUSES, coverage_gap
+from geo_monitor.analysis.coverage import STATUSES, coverage_gap
 from geo_monitor.errors import InvalidArgumentError
+from geo_monitor.grid import study_grid
 from geo_monitor.settings import Settings
 
 WINDOW = {"start": "2006-03-01", "end": "2006-04-01"}

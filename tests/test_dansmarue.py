@@ -18,9 +18,9 @@ import psycopg
 import pytest
 
 from geo_monitor import db
-from geo_monitor.ingest import IngestReport, ingest_file
 from geo_monitor.settings import Settings
-from geo_monitor.validate import CANONICAL
+from geo_monitor.store.ingest import IngestReport, ingest_file
+from geo_monitor.store.validate import CANONICAL
 
 DATA = Path(os.environ.get("GEO_MONITOR_REFERENCE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 CSV_FILE = DATA / "dansmarue_sample_paris.csv"

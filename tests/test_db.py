@@ -14,7 +14,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from geo_monitor import db
 from geo_monitor.errors import DatabaseUnavailableError
 from geo_monitor.settings import Settings
-from geo_monitor.vocabulary import vocabulary
+from geo_monitor.store.vocabulary import vocabulary
 
 ALL_MIGRATIONS = [f"{v:03d}_{name}" for v, name, _ in db.available_migrations()]
 LATEST = db.available_migrations()[-1][0]

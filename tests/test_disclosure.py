@@ -16,8 +16,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from geo_monitor import disclosure, noise
-from geo_monitor.disclosure import DisclosureError, hierarchy, lp_intervals, protect, protect_noisy
+from geo_monitor.privacy import disclosure, noise
+from geo_monitor.privacy.disclosure import (
+    DisclosureError,
+    hierarchy,
+    lp_intervals,
+    protect,
+    protect_noisy,
+)
 
 CATEGORIES = [f"g|{i:x}" for i in range(50)]
 PAIRS = [(c, eps) for c in (1, 2, 3, 4, 5, 7, 10) for eps in (0.1, 0.3, 0.5, 0.7, 1.0)]

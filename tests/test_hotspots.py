@@ -12,7 +12,7 @@ import pymannkendall
 import pytest
 from scipy import stats
 
-from geo_monitor.emerging import (
+from geo_monitor.analysis.emerging import (
     PATTERNS,
     classify_series,
     emerging_hotspots,
@@ -20,8 +20,8 @@ from geo_monitor.emerging import (
     space_time_gi_star,
     space_time_weights,
 )
+from geo_monitor.analysis.hotspots import gi_star, significance_bins
 from geo_monitor.errors import InvalidArgumentError
-from geo_monitor.hotspots import gi_star, significance_bins
 
 PARIS = (48.8867, 2.36)
 METHODS_CENTRE = "891fb46646fffff"

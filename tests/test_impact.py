@@ -19,9 +19,10 @@ import shapely
 from builders import ingest_all
 
 from geo_monitor import hexagons
-from geo_monitor.aggregates import PARIS, Window, study_grid
+from geo_monitor.analysis.impact import MIN_COUNT, e_test, wdd, wdq, works_impact
+from geo_monitor.calendar import PARIS, Window
 from geo_monitor.errors import InvalidArgumentError, NotFoundError
-from geo_monitor.impact import MIN_COUNT, e_test, wdd, wdq, works_impact
+from geo_monitor.grid import study_grid
 from geo_monitor.settings import Settings
 
 BEFORE = Window(date(2005, 2, 1), date(2005, 4, 1))  # 59 days, whole months: the rollup path

@@ -28,9 +28,9 @@ import shapely
 
 from geo_monitor import db
 from geo_monitor.errors import GeoMonitorError, InputFileError
-from geo_monitor.ingest import IngestReport, ingest_chunks, ingest_file
-from geo_monitor.readers import read_chunks
 from geo_monitor.settings import Settings
+from geo_monitor.store.ingest import IngestReport, ingest_chunks, ingest_file
+from geo_monitor.store.readers import read_chunks
 
 # Real metro stations inside the study area (IDFM "emplacement-des-gares-idf", see
 # ../shared/data/SOURCES.md): WGS84 lon, lat, then the file's Lambert-93 x, y, then the

@@ -9,9 +9,9 @@ import pytest
 from nbclient import NotebookClient
 
 from geo_monitor import db
-from geo_monitor.ingest import ingest_file
-from geo_monitor.sample import generate_sample
 from geo_monitor.settings import Settings
+from geo_monitor.store.ingest import ingest_file
+from geo_monitor.store.sample import generate_sample
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 

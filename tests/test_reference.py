@@ -19,9 +19,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from geo_monitor import db, reference
+from geo_monitor import db
 from geo_monitor.errors import ReferenceDataError
 from geo_monitor.settings import REPO_ROOT, Settings
+from geo_monitor.store import reference
 
 EXPECTED_COUNTS = {
     "arrondissements": 20,

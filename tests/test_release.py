@@ -17,17 +17,12 @@ import pytest
 import shapely
 from builders import ingest_all
 
-from geo_monitor import db, hexagons, noise
-from geo_monitor.errors import InvalidArgumentError, NotFoundError
-from geo_monitor.noise import PrivacyBudgetError
-from geo_monitor.release import (
-    create_release,
-    get_release,
-    layout,
-    list_releases,
-    parse_month,
-    rolling_view,
-)
+from geo_monitor import db, hexagons
+from geo_monitor.calendar import parse_month
+from geo_monitor.errors import InvalidArgumentError, NotFoundError, PrivacyBudgetError
+from geo_monitor.privacy import noise
+from geo_monitor.privacy.release import create_release, layout
+from geo_monitor.privacy.releases import get_release, list_releases, rolling_view
 from geo_monitor.settings import Settings
 
 CATEGORY = {"drugs": ("incident", "dealing"), "safety": ("incident", "aggression"),
@@ -109,7 +104,7 @@ def test_month_without_data_is_refused(loaded_db: Settings, mconn: psycopg.Conne
 
 def test_layout_is_the_study_grid_with_one_arrondissement_per_cell(loaded_db: Settings,
                                                                   mconn: psycopg.Connection) -> None:
-    from geo_monitor.aggregates import study_grid
+    from geo_monitor.grid import study_grid
 
     frame = layout(mconn, loaded_db)
     assert np.array_equal(frame.cells, study_grid(mconn, loaded_db.release_resolution))

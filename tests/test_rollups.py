@@ -18,11 +18,12 @@ import pandas as pd
 import psycopg
 import pytest
 
-from geo_monitor import db, rollups
-from geo_monitor.aggregates import hex_counts
-from geo_monitor.ingest import ingest_chunks, ingest_file
-from geo_monitor.sample import generate_sample
+from geo_monitor import db
+from geo_monitor.analysis.counts import hex_counts
 from geo_monitor.settings import Settings
+from geo_monitor.store import rollups
+from geo_monitor.store.ingest import ingest_chunks, ingest_file
+from geo_monitor.store.sample import generate_sample
 
 SOURCE = "test_rollups"
 N_EVENTS = 5_000

@@ -13,9 +13,9 @@ import shapely
 from shapely.geometry import shape
 
 from geo_monitor.errors import InvalidArgumentError
-from geo_monitor.reference import reference_features
-from geo_monitor.sample import COLUMNS, SampleSummary, generate_sample
 from geo_monitor.settings import Settings
+from geo_monitor.store.reference import reference_features
+from geo_monitor.store.sample import COLUMNS, SampleSummary, generate_sample
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 N = 12_000
@@ -181,7 +181,7 @@ def test_geoparquet_matches_the_csv(tmp_path: Path, settings: Settings, events: 
 
 def test_chunked_writing_reports_progress(tmp_path: Path, settings: Settings, study_area: shapely.Geometry,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("geo_monitor.sample.CHUNK_ROWS", 2_000)
+    monkeypatch.setattr("geo_monitor.store.sample.CHUNK_ROWS", 2_000)
     seen: list[int] = []
     path = tmp_path / "events.csv"
     generate_sample(path, 7_500, seed=1, settings=settings, progress=seen.append)

@@ -24,13 +24,14 @@ import shapely.geometry
 from builders import ingest_all
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from geo_monitor import db, reference
-from geo_monitor.aggregates import hex_counts
-from geo_monitor.analysis import hotspots
+from geo_monitor import db
+from geo_monitor.analysis.counts import hex_counts
+from geo_monitor.analysis.hotspots import hotspots
 from geo_monitor.errors import AccessDeniedError, InvalidArgumentError, NotFoundError
+from geo_monitor.privacy.tokens import Principal, create_token
 from geo_monitor.settings import Settings
-from geo_monitor.tokens import Principal, create_token
-from geo_monitor.zones import (
+from geo_monitor.store import reference
+from geo_monitor.zones.edit import (
     ZoneConflictError,
     archive_zone,
     create_zone,
@@ -41,16 +42,16 @@ from geo_monitor.zones import (
     zone_history,
     zones_frame,
 )
-from geo_monitor.zones_gaps import zone_gaps
-from geo_monitor.zones_geometry import MAX_VERTICES, zone_cover
-from geo_monitor.zones_schedule import (
+from geo_monitor.zones.gaps import zone_gaps
+from geo_monitor.zones.geometry import MAX_VERTICES, zone_cover
+from geo_monitor.zones.schedule import (
     coverage_hours,
     mask_ranges,
     normalize_schedule,
     uncovered_slots,
     week_mask,
 )
-from geo_monitor.zones_summary import zone_summary
+from geo_monitor.zones.summary import zone_summary
 
 TEAMS = {"brigade-19": "police", "brigade-18": "police", "maraude-a": "outreach", "maraude-b": "outreach",
          "urbanism": "planner", "stewards": "admin"}

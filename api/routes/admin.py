@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from api.deps import ConnDep, PrincipalDep, require
 from api.errors import ApiError
 from api.schemas import ERRORS, NOT_FOUND
-from geo_monitor.tokens import audit, create_token, list_tokens, revoke_token
+from geo_monitor.privacy.tokens import audit, create_token, list_tokens, revoke_token
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(require("admin"))])
 

@@ -12,10 +12,11 @@ from api.deps import ConnDep, PrincipalDep, SettingsDep, require
 from api.errors import ApiError
 from api.schemas import ERRORS, NOT_FOUND, AnyCollection, GeoJSONResponse
 from api.slices import Categories, End, Kinds, Start
-from geo_monitor import analysis
-from geo_monitor.aggregates import study_grid
+from geo_monitor.analysis.emerging import emerging as find_emerging
+from geo_monitor.analysis.hotspots import hotspots as find_hotspots
 from geo_monitor.export import geojson_bytes
-from geo_monitor.tokens import Principal, audit
+from geo_monitor.grid import study_grid
+from geo_monitor.privacy.tokens import Principal, audit
 
 router = APIRouter(tags=["analysis"])
 K = Annotated[int, Query(ge=1, le=5, description="Neighbourhood radius in rings (1: 7 cells, 2: 19)")]
@@ -76,7 +77,7 @@ def hotspots(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
               "categories": category, "k": k}
 
     def build() -> bytes:
-        result = analysis.hotspots(conn, start=start, end=end, resolution=resolution, kinds=kinds,
+        result = find_hotspots(conn, start=start, end=end, resolution=resolution, kinds=kinds,
                                    categories=category, k=k, settings=settings)
         return geojson_bytes(result, ["h3", "count", "z", "p", "gi_bin", "label"],
                              {**params, "method": "Getis-Ord Gi*, binary k-ring weights incl. self, "
@@ -99,7 +100,7 @@ def emerging(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
               "categories": category, "k": k}
 
     def build() -> bytes:
-        result = analysis.emerging(conn, start=start, end=end, resolution=resolution, step=step, kinds=kinds,
+        result = find_emerging(conn, start=start, end=end, resolution=resolution, step=step, kinds=kinds,
                                    categories=category, k=k, settings=settings)
         return geojson_bytes(result, ["h3", "pattern", "hot_share", "cold_share", "final_bin", "trend", "total"],
                              {**params, "steps": result.attrs.get("steps", [])})
@@ -113,7 +114,7 @@ def emerging(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
 def coverage(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep, start: Start,
              end: End, resolution: AnalysisResolution = 9) -> Response:
     """Where incidents meet little or no outreach."""
-    from geo_monitor.coverage import coverage_gap
+    from geo_monitor.analysis.coverage import coverage_gap
 
     params = {"start": str(start), "end": str(end), "resolution": resolution}
 
@@ -134,7 +135,7 @@ def impact(request: Request, conn: ConnDep, principal: PrincipalDep, settings: S
            ring: Annotated[int, Query(ge=1, le=5)] = 1, kind: Kinds = None,
            category: Categories = None) -> dict:
     """Counts per area and period, the weighted displacement quotient and difference."""
-    from geo_monitor.impact import works_impact
+    from geo_monitor.analysis.impact import works_impact
 
     kinds = _analysis_kinds(principal, kind) or ["incident"]
     result = works_impact(conn, site_id, before=(before_start, before_end), after=(after_start, after_end),

@@ -17,9 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ConnDep, PrincipalDep, require
 from api.errors import ApiError
 from api.schemas import ERRORS, error
-from geo_monitor.ingest import IngestReport, ingest_chunks, ingest_file
-from geo_monitor.readers import RECORD
-from geo_monitor.tokens import audit
+from geo_monitor.privacy.tokens import audit
+from geo_monitor.store.ingest import IngestReport, ingest_chunks, ingest_file
+from geo_monitor.store.readers import RECORD
 
 router = APIRouter(tags=["events"])
 SUFFIX = {"csv": ".csv", "geojson": ".geojson", "parquet": ".parquet", "dansmarue": ".csv"}

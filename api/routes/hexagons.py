@@ -26,9 +26,9 @@ from api.slices import (
     Start,
     make_slice,
 )
-from geo_monitor.aggregates import hex_counts
+from geo_monitor.analysis.counts import hex_counts
 from geo_monitor.export import geojson_bytes
-from geo_monitor.tokens import audit
+from geo_monitor.privacy.tokens import audit
 
 router = APIRouter(tags=["hexagons"])
 READERS = Depends(require("admin", "planner", "police", "outreach"))

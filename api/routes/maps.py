@@ -15,7 +15,7 @@ from api.cache import data_version
 from api.deps import ConnDep, PrincipalDep, SettingsDep, rate_limited, require
 from api.errors import ApiError
 from api.schemas import ERRORS
-from geo_monitor.tokens import audit
+from geo_monitor.privacy.tokens import audit
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 ASSETS = "/maps/assets"

@@ -11,7 +11,7 @@ from api.cache import cached, data_version
 from api.deps import ConnDep, rate_limited
 from api.errors import ApiError
 from api.schemas import ERRORS, NOT_FOUND, RATE_LIMITED, AnyCollection, GeoJSONResponse
-from geo_monitor import publication
+from geo_monitor.privacy import releases as published
 
 MONTH = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="A released month, YYYY-MM")]
 
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/public", tags=["public"], dependencies=[Depends(rate
 @router.get("/releases", responses={**ERRORS, **RATE_LIMITED}, summary="The released months")
 def releases(request: Request, conn: ConnDep) -> list[dict]:
     """Every released month with its latest version."""
-    return publication.list_releases(conn)
+    return published.list_releases(conn)
 
 
 @router.get("/releases/{month}", response_model=AnyCollection, response_class=GeoJSONResponse,
@@ -41,7 +41,7 @@ def release_month(request: Request, conn: ConnDep, month: MONTH) -> Response:
     etag = request.app.state.cache.etag(request, "public", data_version(conn))
 
     def build() -> bytes:
-        data = publication.get_release(conn, month).to_geojson()
+        data = published.get_release(conn, month).to_geojson()
         return data if isinstance(data, bytes) else json.dumps(data).encode()
 
     return cached(request, etag, build)
@@ -55,7 +55,7 @@ def rolling(request: Request, conn: ConnDep, month: MONTH) -> Response:
     etag = request.app.state.cache.etag(request, "public", data_version(conn))
 
     def build() -> bytes:
-        data = publication.rolling_view(conn, month)
+        data = published.rolling_view(conn, month)
         data = data.to_geojson() if hasattr(data, "to_geojson") else data
         return data if isinstance(data, bytes) else json.dumps(data).encode()
 

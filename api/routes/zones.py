@@ -19,8 +19,8 @@ from api.deps import ConnDep, PrincipalDep, SettingsDep, require
 from api.errors import ApiError
 from api.schemas import ERRORS, NOT_FOUND, GeoJSONResponse, Geometry, error
 from api.slices import End, Start
-from geo_monitor.tokens import audit
-from geo_monitor.zones import (
+from geo_monitor.privacy.tokens import audit
+from geo_monitor.zones.edit import (
     Zone,
     ZoneConflictError,
     archive_zone,
@@ -30,8 +30,8 @@ from geo_monitor.zones import (
     update_zone,
     zone_history,
 )
-from geo_monitor.zones_gaps import zone_gaps
-from geo_monitor.zones_summary import zone_summary
+from geo_monitor.zones.gaps import zone_gaps
+from geo_monitor.zones.summary import zone_summary
 
 router = APIRouter(prefix="/zones", tags=["zones"])
 MEMBERS = Depends(require("admin", "planner", "police", "outreach"))

@@ -4,7 +4,7 @@ Everything goes through real HTTP on the real app (``TestClient`` inside ``with`
 lifespan opens the pool) against the session's real PostGIS database.
 
 Data (committed, so the app's own connections see it):
-- ``api-sample``: 5,000 synthetic events (geo_monitor.sample, 2019-2021), no team;
+- ``api-sample``: 5,000 synthetic events (geo_monitor.store.sample, 2019-2021), no team;
 - ``outreach-team-a`` / ``outreach-team-b``: outreach contacts in March 2008 (a year no other
   test uses), owned by team-a / team-b, planted so that at resolution 8 one cell holds at
   least ``release_k`` events and the others fewer (the police suppression case).
@@ -25,11 +25,11 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from geo_monitor import db, hexagons
-from geo_monitor.aggregates import study_grid
-from geo_monitor.ingest import ingest_chunks, ingest_file
-from geo_monitor.sample import generate_sample
+from geo_monitor.grid import study_grid
+from geo_monitor.privacy.tokens import create_token
 from geo_monitor.settings import Settings
-from geo_monitor.tokens import create_token
+from geo_monitor.store.ingest import ingest_chunks, ingest_file
+from geo_monitor.store.sample import generate_sample
 
 SAMPLE_SOURCE = "api-sample"
 SAMPLE_EVENTS = 5_000

@@ -21,8 +21,8 @@ from schemathesis.specs.openapi.checks import (
 
 from api.main import create_app
 from geo_monitor import db
+from geo_monitor.privacy.tokens import create_token
 from geo_monitor.settings import Settings
-from geo_monitor.tokens import create_token
 
 ROLES = ("admin", "planner", "police", "outreach", "public")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,

@@ -21,7 +21,7 @@ ONE_EVENT = {"events": [{"kind": "incident", "category": "drug_litter", "occurre
 
 def _release_importable() -> bool:
     try:
-        import geo_monitor.release  # noqa: F401
+        import geo_monitor.privacy.release  # noqa: F401
     except ImportError:
         return False
     return True

@@ -24,10 +24,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api.main import create_app
 from api.routes.zones import ZoneCollection, ZoneOut, ZoneSummary
-from geo_monitor import db, reference
+from geo_monitor import db
+from geo_monitor.privacy.tokens import create_token
 from geo_monitor.settings import Settings
-from geo_monitor.tokens import create_token
-from geo_monitor.zones import zone_cells
+from geo_monitor.store import reference
+from geo_monitor.zones.edit import zone_cells
 
 TEAMS = {"brigade-19": "police", "brigade-18": "police", "maraude-a": "outreach", "maraude-b": "outreach",
          "urbanism": "planner"}

@@ -30,9 +30,9 @@ import pytest
 from map_data import EVENTS, SOURCE
 
 from geo_monitor import db
-from geo_monitor.ingest import ingest_file
-from geo_monitor.sample import generate_sample
 from geo_monitor.settings import Settings
+from geo_monitor.store.ingest import ingest_file
+from geo_monitor.store.sample import generate_sample
 
 CHROMIUM = os.environ.get("GEO_MONITOR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -9,9 +9,11 @@ import pandas as pd
 import shapely
 
 from geo_monitor import hexagons
-from geo_monitor.aggregates import Window, category_ids, count_cells, study_grid
+from geo_monitor.analysis.counts import category_ids, count_cells
+from geo_monitor.calendar import Window
+from geo_monitor.grid import study_grid
 from geo_monitor.settings import Settings
-from geo_monitor.vocabulary import public_groups
+from geo_monitor.store.vocabulary import public_groups
 
 SOURCE = "test-maps"
 EVENTS = 30_000

@@ -2,11 +2,11 @@
 
 ``create_release`` counts the month's events on a fixed, data-independent list of hexagons
 (incidents, by public group) and arrondissements (outreach), adds OpenDP discrete Laplace
-noise to every count (:mod:`geo_monitor.noise`), shows a count only when its noisy value
+noise to every count (:mod:`geo_monitor.privacy.noise`), shows a count only when its noisy value
 reaches its display threshold, adds secondary suppression and audits it by LP
-(:mod:`geo_monitor.disclosure`), records the privacy loss in the ledger and stores the
+(:mod:`geo_monitor.privacy.disclosure`), records the privacy loss in the ledger and stores the
 result. A repeat request returns the stored numbers and spends nothing. The read side
-(``get_release``, ``rolling_view``, ``Release``) lives in :mod:`geo_monitor.publication`.
+(``get_release``, ``rolling_view``, ``Release``) lives in :mod:`geo_monitor.privacy.releases`.
 See docs/privacy.md.
 """
 
@@ -22,23 +22,19 @@ import psycopg
 import shapely
 import shapely.geometry
 
-from geo_monitor import hexagons, noise
-from geo_monitor.aggregates import Window, study_grid
-from geo_monitor.disclosure import ProtectedTable, protect_noisy
+from geo_monitor import hexagons
+from geo_monitor.calendar import Window, next_month, parse_month
 from geo_monitor.errors import InvalidArgumentError, NotFoundError
-from geo_monitor.publication import (  # noqa: F401 - the read side, re-exported for callers of release
-    METHOD_URL,
+from geo_monitor.grid import study_grid
+from geo_monitor.privacy import ledger, noise
+from geo_monitor.privacy.disclosure import ProtectedTable, protect_noisy
+from geo_monitor.privacy.releases import (
     Release,
-    get_release,
-    list_releases,
     load_release,
-    next_month,
-    parse_month,
-    rolling_view,
 )
-from geo_monitor.reference import require_loaded
 from geo_monitor.settings import Settings, get_settings
-from geo_monitor.vocabulary import category_ids, public_groups
+from geo_monitor.store.reference import require_loaded
+from geo_monitor.store.vocabulary import category_ids, public_groups
 
 RELEASE_LOCK = (7171, 3)
 OUTREACH_LABEL = noise.OUTREACH  # the outreach group, shown by arrondissement only
@@ -180,7 +176,7 @@ def create_release(conn: psycopg.Connection, month: str | date, *, new_version: 
         latest = conn.execute("SELECT max(version) FROM releases WHERE month = %s", (first,)).fetchone()[0]
         if latest and not new_version:
             return load_release(conn, first, latest, settings=settings, created=False)
-        noise.check_budget(conn, first, settings.release_epsilon, settings)
+        ledger.check_budget(conn, first, settings.release_epsilon, settings)
         frame = layout(conn, settings)
         rows, n_events = month_rows(conn, first, frame, settings)
         if not n_events:
@@ -196,7 +192,7 @@ def create_release(conn: psycopg.Connection, month: str | date, *, new_version: 
         tables = protect_month(noisy_incidents, noisy_outreach, frame, plan, k=settings.release_k,
                                delta=settings.release_display_delta, previous=_previous_mask(conn, first))
         release_id = _store(conn, first, (latest or 0) + 1, frame, plan, tables, settings)
-        noise.record(conn, release_id, first, plan)
+        ledger.record(conn, release_id, first, plan)
     return load_release(conn, first, (latest or 0) + 1, settings=settings, created=True)
 
 

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from geo_monitor.store import SIGNATURE, TRAILER
-from geo_monitor.validate import EPOCH_2000_US, LOCAL_TZ, STORED_RESOLUTIONS, Prepared
+from geo_monitor.calendar import LOCAL_TZ
+from geo_monitor.store.events import SIGNATURE, TRAILER
+from geo_monitor.store.validate import EPOCH_2000_US, STORED_RESOLUTIONS, Prepared
 
 ROLLUP_RESOLUTIONS = (7, 8, 9, 10)  # resolution 11 is read from the events
 KEYS = ["resolution", "month", "category_id", "cell"]

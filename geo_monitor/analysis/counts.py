@@ -7,9 +7,7 @@ because every coarser cell is ``h3_parent`` of the stored fine cell.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import geopandas as gpd
 import numpy as np
@@ -18,58 +16,13 @@ import psycopg
 import shapely
 import shapely.errors
 
-from geo_monitor import hexagons, rollups
+from geo_monitor import hexagons
+from geo_monitor.calendar import Window
 from geo_monitor.errors import InvalidArgumentError
-from geo_monitor.population import ensure_population
+from geo_monitor.grid import ensure_population, study_grid
 from geo_monitor.settings import Settings, get_settings
-from geo_monitor.validate import LOCAL_TZ
-from geo_monitor.vocabulary import KINDS
-
-PARIS = ZoneInfo(LOCAL_TZ)
-
-
-@dataclass(frozen=True)
-class Window:
-    """A half-open window of Paris calendar days, [start, end)."""
-
-    start: date
-    end: date
-
-    @classmethod
-    def of(cls, start: date | str, end: date | str) -> Window:
-        """Parse and check a window; ``end`` is exclusive and must come after ``start``."""
-        start, end = _day(start, "start"), _day(end, "end")
-        if isinstance(start, datetime) or isinstance(end, datetime):
-            start, end = (d.date() if isinstance(d, datetime) else d for d in (start, end))
-        if end <= start:
-            raise InvalidArgumentError(f"window end {end} must come after its start {start}", "end")
-        return cls(start, end)
-
-    def instant(self, day: date) -> datetime:
-        """Return Paris midnight of ``day`` as an aware datetime."""
-        return datetime(day.year, day.month, day.day, tzinfo=PARIS)
-
-    def whole_months(self) -> tuple[date, date] | None:
-        """Return [first, last) whole calendar months inside the window, if any."""
-        first = self.start if self.start.day == 1 else _next_month(self.start)
-        last = self.end.replace(day=1)
-        return (first, last) if first < last else None
-
-
-def _day(value: date | str, name: str) -> date:
-    """Parse one window bound, naming it and its value when it is not a date."""
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise InvalidArgumentError(f"{name} {str(value)[:40]!r} is not a date YYYY-MM-DD ({exc})", name) from None
-
-
-def _next_month(day: date) -> date:
-    if (day.year, day.month) == (date.max.year, 12):  # no January 10000: nothing whole comes after
-        return date.max
-    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+from geo_monitor.store import rollups
+from geo_monitor.store.vocabulary import KINDS
 
 
 def category_ids(conn: psycopg.Connection, kinds: list[str] | None = None,
@@ -137,28 +90,6 @@ def area_geometry(conn: psycopg.Connection, area: str | dict | shapely.Geometry 
 def team_sources(conn: psycopg.Connection, team: str) -> list[int]:
     """Return the ids of the sources that belong to a team."""
     return [r[0] for r in conn.execute("SELECT id FROM sources WHERE team = %s", (team,)).fetchall()]
-
-
-_grids: dict[tuple[bytes, int], np.ndarray] = {}
-
-
-def study_grid(conn: psycopg.Connection, resolution: int) -> np.ndarray:
-    """Return the fixed, sorted cells of the study area at a resolution.
-
-    The overlap cover (every cell touching the area), plus the parents of the finest
-    cover: an event's coarse cell is the parent of its fine cell, and H3 children do not
-    nest exactly, so a parent can lie just outside the coarse cover.
-    """
-    row = conn.execute("SELECT ST_AsBinary(geom), codes FROM study_area").fetchone()
-    key = (row[0], resolution)
-    if key not in _grids:
-        area = shapely.from_wkb(row[0])
-        cells = hexagons.polygon_to_cells(area, resolution, "overlap")
-        if resolution < 11:
-            fine = hexagons.polygon_to_cells(area, 11, "overlap")
-            cells = np.union1d(cells, hexagons.cells_to_parents(fine, resolution))
-        _grids[key] = cells
-    return _grids[key]
 
 
 def count_cells(conn: psycopg.Connection, category: list[int], window: Window, resolution: int, *,

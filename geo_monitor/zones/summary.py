@@ -1,6 +1,6 @@
 """A zone's summary: incidents and outreach over a window and the one before, hotspots, works, stations.
 
-Counts are sums of hexagon counts over the zone's H3 cover (``aggregates.count_cells``), so
+Counts are sums of hexagon counts over the zone's H3 cover (``analysis.counts.count_cells``), so
 a zone's count equals the sum of ``hex_counts`` over its cells at the same resolution.
 
 Role rules (as for hexagon slices): police get no outreach figures at all (the key is left
@@ -17,14 +17,15 @@ import numpy as np
 import psycopg
 from scipy.stats import binomtest
 
-from geo_monitor.aggregates import Window, category_ids, count_cells, team_sources
-from geo_monitor.analysis import hotspots
+from geo_monitor.analysis.counts import category_ids, count_cells, team_sources
+from geo_monitor.analysis.hotspots import hotspots
+from geo_monitor.calendar import Window
 from geo_monitor.errors import InvalidArgumentError
+from geo_monitor.privacy.tokens import Principal
 from geo_monitor.settings import Settings, get_settings
-from geo_monitor.tokens import Principal
-from geo_monitor.zones import get_zone, zone_cells
-from geo_monitor.zones_geometry import ZONE_RESOLUTION, check_zone_resolution
-from geo_monitor.zones_schedule import coverage_hours, hours_by_team
+from geo_monitor.zones.edit import get_zone, zone_cells
+from geo_monitor.zones.geometry import ZONE_RESOLUTION, check_zone_resolution
+from geo_monitor.zones.schedule import coverage_hours, hours_by_team
 
 TREND_ALPHA = 0.05
 HOT_BIN = 2  # Gi* bins 2 and 3: hot at 95 % and 99 % confidence

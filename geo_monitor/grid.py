@@ -1,4 +1,6 @@
-"""Residents per hexagon: IRIS census population spread onto H3 cells by area.
+"""The study grid (the fixed cells of the study area) and residents per hexagon.
+
+Residents: IRIS census population spread onto H3 cells by area.
 
 Areal weighting (what tobler's area interpolation does for extensive variables), in
 Lambert-93 so areas are true; cached per resolution in ``hex_population``.
@@ -13,6 +15,28 @@ import shapely
 from pyproj import Transformer
 
 from geo_monitor import hexagons
+
+_grids: dict[tuple[bytes, int], np.ndarray] = {}
+
+
+def study_grid(conn: psycopg.Connection, resolution: int) -> np.ndarray:
+    """Return the fixed, sorted cells of the study area at a resolution.
+
+    The overlap cover (every cell touching the area), plus the parents of the finest
+    cover: an event's coarse cell is the parent of its fine cell, and H3 children do not
+    nest exactly, so a parent can lie just outside the coarse cover.
+    """
+    row = conn.execute("SELECT ST_AsBinary(geom), codes FROM study_area").fetchone()
+    key = (row[0], resolution)
+    if key not in _grids:
+        area = shapely.from_wkb(row[0])
+        cells = hexagons.polygon_to_cells(area, resolution, "overlap")
+        if resolution < 11:
+            fine = hexagons.polygon_to_cells(area, 11, "overlap")
+            cells = np.union1d(cells, hexagons.cells_to_parents(fine, resolution))
+        _grids[key] = cells
+    return _grids[key]
+
 
 POPULATION_LOCK = 7172  # advisory lock class; the key is the resolution
 _TO_LAMBERT = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
@@ -35,8 +59,6 @@ def spread_population(cells: np.ndarray, iris: np.ndarray, population: np.ndarra
 
 def build_population(conn: psycopg.Connection, resolution: int) -> pd.Series:
     """Compute and store the residents of every study-area cell at a resolution."""
-    from geo_monitor.aggregates import study_grid
-
     cells = study_grid(conn, resolution)
     rows = conn.execute("SELECT ST_AsBinary(geom), population FROM iris").fetchall()
     iris = shapely.from_wkb([r[0] for r in rows])

@@ -16,15 +16,10 @@ import psycopg
 import shapely
 
 from geo_monitor import hexagons
-from geo_monitor.aggregates import (
-    Window,
-    area_geometry,
-    category_ids,
-    check_resolution,
-    count_cells,
-    study_grid,
-)
+from geo_monitor.analysis.counts import area_geometry, category_ids, check_resolution, count_cells
+from geo_monitor.calendar import Window
 from geo_monitor.errors import InvalidArgumentError
+from geo_monitor.grid import study_grid
 from geo_monitor.settings import Settings, get_settings
 
 DEMAND_CATEGORIES = ("consumption_gathering", "drug_litter")

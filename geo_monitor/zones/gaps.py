@@ -31,14 +31,14 @@ import psycopg
 import shapely
 import shapely.geometry
 
-from geo_monitor.aggregates import Window
-from geo_monitor.analysis import hotspots
+from geo_monitor.analysis.hotspots import hotspots
+from geo_monitor.calendar import Window
 from geo_monitor.errors import AccessDeniedError
+from geo_monitor.privacy.tokens import Principal
 from geo_monitor.settings import Settings, get_settings
-from geo_monitor.tokens import Principal
-from geo_monitor.zones import EDITORS, Zone, can_see, list_zones, team_roles
-from geo_monitor.zones_geometry import ZONE_RESOLUTION, check_zone_resolution
-from geo_monitor.zones_schedule import mask_ranges, slots_mask, uncovered_slots, week_mask
+from geo_monitor.zones.edit import EDITORS, Zone, can_see, list_zones, team_roles
+from geo_monitor.zones.geometry import ZONE_RESOLUTION, check_zone_resolution
+from geo_monitor.zones.schedule import mask_ranges, slots_mask, uncovered_slots, week_mask
 
 HOT_BIN = 2
 MIN_OVERLAP_M2 = 1.0  # zones sharing only an edge do not overlap

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import psycopg
 
-from geo_monitor import db, reference
+from geo_monitor import db
+from geo_monitor.privacy.tokens import Principal, authenticate, create_token
 from geo_monitor.settings import Settings
-from geo_monitor.tokens import Principal, authenticate, create_token
+from geo_monitor.store import reference
 
 RELEASE_MONTHS = [f"2021-{m:02d}" for m in range(1, 13)]
 TEAMS = {"steward": "admin", "ville-planification": "planner", "maraude-nord": "outreach",
@@ -58,7 +59,7 @@ def demo_tokens(conn: psycopg.Connection, path: Path) -> tuple[dict[str, str], b
 
 def demo_zones(conn: psycopg.Connection, settings: Settings) -> int:
     """Create the demo coordination zones that do not exist yet; return how many were created."""
-    from geo_monitor.zones import create_zone
+    from geo_monitor.zones.edit import create_zone
 
     features = json.loads((settings.data_dir / "demo_zones.geojson").read_text(encoding="utf-8"))["features"]
     existing = {r[0] for r in conn.execute("SELECT name FROM zones WHERE archived_at IS NULL").fetchall()}
@@ -89,9 +90,9 @@ def write_if_changed(path: Path, text: str) -> bool:
 def run_demo(settings: Settings, *, events: int, seed: int, say: Callable[[str], None],
              progress: Callable[[str, int, int], None] | None = None) -> DemoState:
     """Run every demo step; ``say`` prints a step's heading, ``progress(step, done, total)`` its progress."""
-    from geo_monitor.ingest import ingest_file
-    from geo_monitor.release import create_release
-    from geo_monitor.sample import generate_sample
+    from geo_monitor.privacy.release import create_release
+    from geo_monitor.store.ingest import ingest_file
+    from geo_monitor.store.sample import generate_sample
 
     state = DemoState()
     out = settings.output_dir

@@ -26,17 +26,12 @@ import shapely
 from scipy import stats
 
 from geo_monitor import hexagons
-from geo_monitor.aggregates import (
-    PARIS,
-    Window,
-    category_ids,
-    check_resolution,
-    count_cells,
-    study_grid,
-)
+from geo_monitor.analysis.counts import category_ids, check_resolution, count_cells
+from geo_monitor.calendar import PARIS, Window
 from geo_monitor.errors import InvalidArgumentError, NotFoundError
-from geo_monitor.reference import require_loaded
+from geo_monitor.grid import study_grid
 from geo_monitor.settings import Settings, get_settings
+from geo_monitor.store.reference import require_loaded
 
 MIN_COUNT = 10  # METHODS §4: no z or CI unless every area-period count reaches this
 UNSTABLE_SM = 0.05  # WDQ flagged unstable when A/C moved by less than 5 % of its value before

@@ -10,7 +10,7 @@ import numpy as np
 import psycopg
 
 from geo_monitor.errors import AccessDeniedError
-from geo_monitor.validate import Prepared
+from geo_monitor.store.validate import Prepared
 
 COPY_COLUMNS = (
     "kind_id", "category_id", "occurred_at", "ends_at", "geom",

@@ -16,14 +16,14 @@ import shapely
 from pandas.util import hash_array
 from pyproj import Transformer
 
+from geo_monitor.calendar import LOCAL_TZ
 from geo_monitor.hexagons import cells_to_latlng, cells_to_parents, points_to_cells
-from geo_monitor.readers import RECORD
+from geo_monitor.store.readers import RECORD
 
 CANONICAL = ("kind", "category", "occurred_at", "lon", "lat", "source", "external_id", "ends_at")
 REQUIRED = ("kind", "category", "occurred_at", "lon", "lat")
 STORED_RESOLUTIONS = (7, 8, 9, 10, 11)
 EPOCH_2000_US = 946_684_800_000_000  # PostgreSQL timestamps count microseconds from 2000-01-01
-LOCAL_TZ = "Europe/Paris"
 _OFFSET = r"[T ]\d{2}(?::\d{2}){0,2}(?:[.,]\d+)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"  # a time, then an offset
 _SOURCE_NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
 GEOMETRY_ERROR = "_geometry_error"  # set by the GeoJSON and GeoParquet readers

@@ -22,13 +22,13 @@ import pandas as pd
 import psycopg
 import shapely
 
-from geo_monitor import adapters, rollups, store
 from geo_monitor.errors import InputFileError, InvalidArgumentError
-from geo_monitor.readers import RECORD, detect_format, read_chunks
-from geo_monitor.reference import require_loaded, sha256_file
 from geo_monitor.settings import Settings, get_settings
-from geo_monitor.validate import CANONICAL, Checked, Context, check_columns, validate
-from geo_monitor.vocabulary import category_ids
+from geo_monitor.store import adapters, events, rollups
+from geo_monitor.store.readers import RECORD, detect_format, read_chunks
+from geo_monitor.store.reference import require_loaded, sha256_file
+from geo_monitor.store.validate import CANONICAL, Checked, Context, check_columns, validate
+from geo_monitor.store.vocabulary import category_ids
 
 INGEST_LOCK = (7171, 2)
 
@@ -224,14 +224,14 @@ def _store_chunk(conn: psycopg.Connection, checked: Checked, ctx: Context, repor
     names = sorted(set(prepared.source_id))
     missing_names = [n for n in names if ctx.source_ids.get(n, -1) < 0]
     if missing_names:
-        ctx.source_ids.update(store.source_ids(conn, missing_names, ctx.team))
+        ctx.source_ids.update(events.source_ids(conn, missing_names, ctx.team))
     source_array = pd.Series(prepared.source_id).map(ctx.source_ids).to_numpy(dtype=np.int32)
     hashes = prepared.external_hash
     dup_file = pd.DataFrame({"s": source_array, "a": hashes[:, 0], "b": hashes[:, 1]}).duplicated().to_numpy().copy()
     dup_store = np.zeros(len(prepared), dtype=bool)
     for sid in np.unique(source_array):
         rows = np.flatnonzero(source_array == sid)
-        earlier, this_batch = store.stored_hashes(conn, int(sid), hashes[rows], report.batch_id)
+        earlier, this_batch = events.stored_hashes(conn, int(sid), hashes[rows], report.batch_id)
         dup_store[rows[earlier]] = True
         dup_file[rows[this_batch]] = True
     dup_file &= ~dup_store
@@ -240,7 +240,7 @@ def _store_chunk(conn: psycopg.Connection, checked: Checked, ctx: Context, repor
     keep = ~(dup_file | dup_store)
     written = prepared.take(keep)
     if len(written):
-        store.write_events(conn, store.copy_buffer(written, source_array[keep], report.batch_id))
+        events.write_events(conn, events.copy_buffer(written, source_array[keep], report.batch_id))
         report.accepted += len(written)
     return rollups.batch_counts(written)
 

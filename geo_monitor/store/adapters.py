@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from geo_monitor.errors import InputFileError
-from geo_monitor.readers import RECORD
 from geo_monitor.settings import Settings
+from geo_monitor.store.readers import RECORD
 
 ADAPTERS = ("dansmarue",)
 

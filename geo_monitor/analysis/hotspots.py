@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from datetime import date
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
+import psycopg
+import shapely
 from scipy import sparse, stats
 
 from geo_monitor import hexagons
+from geo_monitor.analysis.counts import area_geometry, hex_counts
 from geo_monitor.errors import InvalidArgumentError
+from geo_monitor.settings import Settings
 
 ALPHA_LEVELS = (0.10, 0.05, 0.01)
 MAX_K = 10
@@ -253,3 +259,24 @@ def check_alpha_levels(alpha_levels: Sequence[float]) -> tuple[float, ...]:
             f"alpha_levels must be strictly decreasing values in (0, 1), got {alpha_levels!r}"
         )
     return levels
+
+
+def hotspots(conn: psycopg.Connection, *, start: date | str, end: date | str, resolution: int = 10,
+             kinds: list[str] | None = None, categories: list[str] | None = None, k: int = 1,
+             fdr: bool = True, permutations: int = 0, seed: int | None = None,
+             area: str | dict | None = None, settings: Settings | None = None) -> gpd.GeoDataFrame:
+    """Return Getis-Ord Gi* classes for every study-area cell over one window.
+
+    Computed on the whole study grid (an ``area`` only filters the rows returned, so the
+    statistic does not change with the view). See ``geo_monitor.analysis.hotspots.gi_star``.
+    """
+    counts = hex_counts(conn, start=start, end=end, resolution=resolution, kinds=kinds, categories=categories,
+                        include_empty=True, settings=settings)
+    stats = gi_star(counts["cell"].to_numpy(), counts["count"].to_numpy(), k=k, fdr=fdr,
+                    permutations=permutations, seed=seed)
+    result = counts.merge(stats.drop(columns=["count"]), on="cell", how="left")
+    if area is not None:
+        geometry = area_geometry(conn, area)
+        lat, lng = hexagons.cells_to_latlng(result["cell"].to_numpy())
+        result = result[shapely.contains_xy(geometry, lng, lat)].reset_index(drop=True)
+    return gpd.GeoDataFrame(result, geometry="geometry", crs="EPSG:4326")

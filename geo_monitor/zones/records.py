@@ -2,7 +2,7 @@
 
 Visibility: admin and planner see every zone; police and outreach teams see the zones their
 team owns or is a partner of. Any other zone does not exist for them (``NotFoundError``).
-Writes live in ``geo_monitor.zones``.
+Writes live in ``geo_monitor.zones.edit``.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import psycopg
 import shapely
 import shapely.geometry
 
-from geo_monitor.aggregates import PARIS
+from geo_monitor.calendar import PARIS
 from geo_monitor.errors import AccessDeniedError, InvalidArgumentError, NotFoundError
-from geo_monitor.tokens import Principal
-from geo_monitor.zones_geometry import ZONE_RESOLUTION, check_zone_resolution
-from geo_monitor.zones_schedule import check_team_name, coverage_hours, hours_by_team
+from geo_monitor.privacy.tokens import Principal
+from geo_monitor.zones.geometry import ZONE_RESOLUTION, check_zone_resolution
+from geo_monitor.zones.schedule import check_team_name, coverage_hours, hours_by_team
 
 EDITORS = ("admin", "planner", "police", "outreach")
 SEE_ALL = ("admin", "planner")

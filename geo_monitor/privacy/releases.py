@@ -1,6 +1,6 @@
 """The public release, read side: stored monthly releases and the 12-month view.
 
-Everything here only reads what ``geo_monitor.release.create_release`` stored; the API's
+Everything here only reads what ``geo_monitor.privacy.release.create_release`` stored; the API's
 public endpoints and the public map use nothing else. See docs/privacy.md.
 """
 
@@ -16,38 +16,11 @@ import psycopg
 import shapely
 import shapely.geometry
 
-from geo_monitor import hexagons, noise
-from geo_monitor.aggregates import PARIS
+from geo_monitor import hexagons
+from geo_monitor.calendar import parse_month
 from geo_monitor.errors import InvalidArgumentError, NotFoundError
+from geo_monitor.privacy import ledger
 from geo_monitor.settings import Settings, get_settings
-
-
-def parse_month(month: str | date, today: date | None = None) -> date:
-    """Return the first day of a whole, past calendar month given as ``YYYY-MM`` (or a date).
-
-    The current month is refused (its data are not complete) and so is any future month.
-    """
-    if isinstance(month, datetime):
-        month = month.date()
-    if isinstance(month, date):
-        first = month.replace(day=1)
-    else:
-        try:
-            first = datetime.strptime(str(month).strip(), "%Y-%m").date()
-        except ValueError:
-            raise InvalidArgumentError(f"month {month!r}: expected YYYY-MM, e.g. 2021-03") from None
-    current = (today or datetime.now(PARIS).date()).replace(day=1)
-    if first >= current:
-        raise InvalidArgumentError(
-            f"month {first:%Y-%m} is not over yet: a release covers a whole past calendar month "
-            f"(the latest possible now is {(current - timedelta(days=1)):%Y-%m})"
-        )
-    return first
-
-
-def next_month(first: date) -> date:
-    """Return the first day of the following month."""
-    return (first + timedelta(days=32)).replace(day=1)
 
 
 def get_release(conn: psycopg.Connection, month: str | date, version: int | None = None,
@@ -121,7 +94,7 @@ class Release:
     scales: dict[str, float] | None = None
     epsilons: dict[str, float] | None = None
     months: tuple[date, ...] = ()
-    budget: noise.Budget | None = None
+    budget: ledger.Budget | None = None
     created: bool = False
 
     @property
@@ -243,7 +216,7 @@ def load_release(conn: psycopg.Connection, first: date, version: int, *, setting
                    epsilon=row[5], contributions=row[6], cells=cells, totals=totals, works=works, id=rid,
                    created_at=row[7], scales={"incidents": row[8], "outreach": row[9]},
                    epsilons={"incidents": row[10], "outreach": row[11]},
-                   budget=noise.budget(conn, first, settings), created=created)
+                   budget=ledger.budget(conn, first, settings), created=created)
 
 
 def _rolling(releases: list[Release]) -> Release:

@@ -4,13 +4,13 @@ Rules:
 - a police, outreach, planner or admin principal creates zones owned by its own team;
 - only the owner team edits or archives a zone; a team that can see a zone but does not own
   it (a partner, a planner) gets ``AccessDeniedError`` saying so; a team that cannot see it
-  gets ``NotFoundError`` (see ``geo_monitor.zones_store`` for who sees what);
+  gets ``NotFoundError`` (see ``geo_monitor.zones.records`` for who sees what);
 - every edit names the version it was based on; the row is locked, and an edit based on an
   older version fails with ``ZoneConflictError`` (HTTP 409), so the loser of two concurrent
   edits never overwrites the winner silently.
 
 The read paths (``get_zone``, ``list_zones``, ``zone_history``, ``zone_cells``,
-``zones_frame``) are re-exported here, so ``geo_monitor.zones`` is the one import.
+``zones_frame``) are re-exported here, so ``geo_monitor.zones.edit`` is the one import.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ import psycopg
 import shapely
 from psycopg.types.json import Jsonb
 
-from geo_monitor.errors import AccessDeniedError, GeoMonitorError, InvalidArgumentError
-from geo_monitor.tokens import Principal
-from geo_monitor.zones_geometry import ZONE_RESOLUTIONS, prepare_shape, zone_cover
-from geo_monitor.zones_schedule import check_team_name, normalize_schedule
-from geo_monitor.zones_store import (
+from geo_monitor.errors import AccessDeniedError, InvalidArgumentError, ZoneConflictError
+from geo_monitor.privacy.tokens import Principal
+from geo_monitor.zones.geometry import ZONE_RESOLUTIONS, prepare_shape, zone_cover
+from geo_monitor.zones.records import (
     EDITORS,
     SEE_ALL,
     Zone,
@@ -40,18 +39,11 @@ from geo_monitor.zones_store import (
     zone_history,
     zones_frame,
 )
+from geo_monitor.zones.schedule import check_team_name, normalize_schedule
 
 MAX_PARTNERS = 50
 __all__ = ["EDITORS", "SEE_ALL", "Zone", "ZoneConflictError", "archive_zone", "as_instant", "can_see", "create_zone",
            "get_zone", "list_zones", "team_roles", "update_zone", "zone_cells", "zone_history", "zones_frame"]
-
-
-class ZoneConflictError(GeoMonitorError, RuntimeError):
-    """An edit was based on an outdated version of the zone, or the zone is archived."""
-
-    def __init__(self, message: str, current_version: int) -> None:
-        super().__init__(message)
-        self.current_version = current_version
 
 
 def _check_name(name: object) -> str:
@@ -121,7 +113,7 @@ def create_zone(conn: psycopg.Connection, principal: Principal, *, name: str, ge
     partner_teams
         Known teams that share the zone (they see it and may appear in its schedule).
     schedule
-        Weekly coverage entries, see ``geo_monitor.zones_schedule``.
+        Weekly coverage entries, see ``geo_monitor.zones.schedule``.
     """
     _check_editor(principal)
     name = _check_name(name)

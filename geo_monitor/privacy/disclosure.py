@@ -25,14 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linprog
 
-from geo_monitor.errors import GeoMonitorError
-from geo_monitor.noise import display_threshold, noise_floor
+from geo_monitor.errors import DisclosureError
+from geo_monitor.privacy.noise import display_threshold, noise_floor
 
 Equation = tuple[int, np.ndarray]  # (parent node, child nodes)
-
-
-class DisclosureError(GeoMonitorError, RuntimeError):
-    """Suppression could not protect every suppressed count: the release is refused."""
 
 
 @dataclass(frozen=True)

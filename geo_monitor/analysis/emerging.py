@@ -7,13 +7,18 @@ Mann–Kendall trend of its z series gives one of 17 patterns.
 
 from __future__ import annotations
 
+from datetime import date
+
+import geopandas as gpd
 import numpy as np
 import pandas as pd
+import psycopg
 from scipy import sparse
 
 from geo_monitor import hexagons
-from geo_monitor.errors import InvalidArgumentError
-from geo_monitor.hotspots import (
+from geo_monitor.analysis.counts import category_ids, check_resolution
+from geo_monitor.analysis.cubes import step_cube
+from geo_monitor.analysis.hotspots import (
     check_cells,
     check_counts,
     check_k,
@@ -21,6 +26,9 @@ from geo_monitor.hotspots import (
     significance_bins,
     two_sided_p,
 )
+from geo_monitor.calendar import Window
+from geo_monitor.errors import InvalidArgumentError
+from geo_monitor.settings import Settings, get_settings
 
 NO_PATTERN = "no pattern"
 KINDS = (
@@ -243,3 +251,18 @@ def _check_cube(
     check_k(k)
     check_k(time_k, "time_k", 0, values.shape[0] - 1)
     return cells, values
+
+
+def emerging(conn: psycopg.Connection, *, start: date | str, end: date | str, resolution: int = 10,
+             step: str = "month", kinds: list[str] | None = None, categories: list[str] | None = None,
+             k: int = 1, time_k: int = 1, settings: Settings | None = None) -> gpd.GeoDataFrame:
+    """Return the emerging-hotspot pattern of every study-area cell (ArcGIS Pro's classes)."""
+    settings = settings or get_settings()
+    check_resolution(resolution, settings)
+    window = Window.of(start, end)
+    steps, grid, cube = step_cube(conn, category_ids(conn, kinds, categories), window, resolution, step)
+    result = emerging_hotspots(grid, cube, k=k, time_k=time_k)
+    result.insert(1, "h3", [hexagons.cell_to_str(c) for c in result["cell"]])
+    result["total"] = cube.sum(axis=0)
+    result.attrs.update(steps=[d.isoformat() for d in steps], step=step)
+    return gpd.GeoDataFrame(result, geometry=hexagons.cells_to_polygons(result["cell"].to_numpy()), crs="EPSG:4326")

@@ -26,9 +26,9 @@ from pyproj import CRS
 from shapely.geometry import shape
 
 from geo_monitor.errors import InvalidArgumentError, ReferenceDataError
-from geo_monitor.reference import reference_features
 from geo_monitor.settings import Settings, get_settings
-from geo_monitor.vocabulary import vocabulary
+from geo_monitor.store.reference import reference_features
+from geo_monitor.store.vocabulary import vocabulary
 
 COLUMNS = ("kind", "category", "occurred_at", "lon", "lat", "source", "external_id", "ends_at")
 MIN_EVENTS, MAX_EVENTS = 1_000, 10_000_000

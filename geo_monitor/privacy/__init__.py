@@ -1,0 +1,1 @@
+"""Who may see what: tokens and the access policy, the public release (noise, suppression, ledger)."""

@@ -1,0 +1,1 @@
+"""The store: read source files, validate and generalise events, COPY them in, keep rollups."""
