@@ -126,14 +126,16 @@ def aggregate() -> None:
     try:
         with db.connect(settings) as conn:
             events = rollups.refresh(conn)
-            rows = dict(conn.execute("SELECT resolution, count(*) FROM rollup_monthly GROUP BY 1").fetchall())
+            rows = {table: dict(conn.execute(f"SELECT resolution, count(*) FROM {table} GROUP BY 1").fetchall())
+                    for table in rollups.TABLES}
             for r in settings.resolutions:
                 build_population(conn, r)
     except GeoMonitorError as exc:
         _fail(exc)
     console.print(f"rollups rebuilt from {events:,} events in {time.perf_counter() - started:.1f} s")
-    for r in sorted(rows):
-        console.print(f"  resolution {r:>2}: {rows[r]:>9,} (month, category, cell) rows")
+    for table, period in rollups.TABLES.items():
+        for r in sorted(rows[table]):
+            console.print(f"  resolution {r:>2}: {rows[table][r]:>10,} ({period}, category, cell) rows")
     console.print(f"residents per hexagon computed for resolutions {', '.join(map(str, settings.resolutions))}")
 
 

@@ -1,4 +1,4 @@
-"""Monthly rollups on the real PostGIS: kept in step by ingest, rebuilt when stale, never served stale.
+"""Daily and monthly rollups on the real PostGIS: kept in step by ingest, rebuilt when stale, never served stale.
 
 The expected rollup is recomputed in Python from the stored events (Europe/Paris month with
 zoneinfo, cells with h3-py), over every event of the shared session database.
@@ -67,21 +67,27 @@ def _fine_cell(lon: float, lat: float) -> str:
     return h3.latlng_to_cell(lat, lon, 11)
 
 
-def expected_rollup(conn: psycopg.Connection) -> dict[tuple[int, date, int, int], int]:
-    """(resolution, Paris month, category, cell) -> n, from every stored event, in Python."""
+def expected_rollup(conn: psycopg.Connection, table: str = "rollup_monthly") -> dict[tuple[int, date, int, int], int]:
+    """(resolution, Paris month or day, category, cell) -> n, from every stored event, in Python."""
     rows = conn.execute("SELECT ST_X(geom), ST_Y(geom), occurred_at, category_id FROM events").fetchall()
     counts: Counter = Counter()
     for lon, lat, occurred_at, category in rows:
-        month = occurred_at.astimezone(PARIS).date().replace(day=1)
+        day = occurred_at.astimezone(PARIS).date()
+        period = day.replace(day=1) if table == "rollup_monthly" else day
         fine = _fine_cell(lon, lat)
-        for r in rollups.ROLLUP_RESOLUTIONS:
-            counts[(r, month, category, h3.str_to_int(h3.cell_to_parent(fine, r)))] += 1
+        for r in (7, 8, 9, 10, 11):
+            counts[(r, period, category, h3.str_to_int(h3.cell_to_parent(fine, r)))] += 1
     return dict(counts)
 
 
-def stored_rollup(conn: psycopg.Connection) -> dict[tuple[int, date, int, int], int]:
-    rows = conn.execute("SELECT resolution, month, category_id, cell, n FROM rollup_monthly").fetchall()
+def stored_rollup(conn: psycopg.Connection, table: str = "rollup_monthly") -> dict[tuple[int, date, int, int], int]:
+    period = rollups.TABLES[table]
+    rows = conn.execute(f"SELECT resolution, {period}, category_id, cell, n FROM {table}").fetchall()
     return {(r, m, c, cell): n for r, m, c, cell, n in rows}
+
+
+def stored_rollups(conn: psycopg.Connection) -> dict[str, dict]:
+    return {table: stored_rollup(conn, table) for table in rollups.TABLES}
 
 
 def expected_counts(conn: psycopg.Connection, start: str, end: str, resolution: int,
@@ -127,15 +133,16 @@ def test_ingest_keeps_the_rollup_equal_to_the_events(aconn: psycopg.Connection) 
     last_batch, events, newest, stored = state(aconn)
     assert last_batch == newest and events == stored  # no rebuild needed after ingest
     assert rollups.is_fresh(aconn)
-    assert stored_rollup(aconn) == expected_rollup(aconn)
-    served = {r for (r,) in aconn.execute("SELECT DISTINCT resolution FROM rollup_monthly")}
-    assert served == set(rollups.ROLLUP_RESOLUTIONS)  # resolution 11 is read from the events
+    for table in rollups.TABLES:
+        assert stored_rollup(aconn, table) == expected_rollup(aconn, table)
+        served = {r for (r,) in aconn.execute(f"SELECT DISTINCT resolution FROM {table}")}
+        assert served == {7, 8, 9, 10, 11}  # every resolution: no count reads the events
 
 
 def test_refresh_rebuilds_exactly_what_ingest_maintained(aconn: psycopg.Connection) -> None:
-    incremental = stored_rollup(aconn)
+    incremental = stored_rollups(aconn)
     assert rollups.refresh(aconn) == state(aconn)[3]
-    assert stored_rollup(aconn) == incremental
+    assert stored_rollups(aconn) == incremental
     last_batch, events, newest, stored = state(aconn)
     assert (last_batch, events) == (newest, stored)
     assert rollups.ensure_fresh(aconn) is False
@@ -165,23 +172,25 @@ def test_a_new_ingest_is_counted_at_once(aconn: psycopg.Connection, rollup_db: S
                 for place in (GARE_DE_L_EST, LAUMIERE, GAMBETTA)}
         assert +added == Counter({cell[GARE_DE_L_EST]: 1, cell[LAUMIERE]: 2, cell[GAMBETTA]: 1})
         assert after == expected_counts(aconn, resolution=r, **window)
-    assert stored_rollup(aconn) == expected_rollup(aconn)
+    for table in rollups.TABLES:
+        assert stored_rollup(aconn, table) == expected_rollup(aconn, table)
 
 
 # --- a stale rollup is rebuilt before it is served -------------------------------------------
 
 
 def test_a_stale_rollup_is_rebuilt_before_it_is_served(aconn: psycopg.Connection) -> None:
-    good = stored_rollup(aconn)
+    good = stored_rollups(aconn)
     aconn.execute("UPDATE rollup_state SET last_batch_id = 0")
     aconn.execute("DELETE FROM rollup_monthly WHERE month >= '2020-06-01' AND month < '2020-09-01'")
     aconn.execute("UPDATE rollup_monthly SET n = n + 1000 WHERE month = '2021-01-01'")
+    aconn.execute("DELETE FROM rollup_daily WHERE day >= '2020-05-02' AND day < '2020-05-09'")
     assert not rollups.is_fresh(aconn)
-    window = {"start": "2020-05-01", "end": "2021-02-01"}
-    for r in (9, 7):
+    window = {"start": "2020-05-03", "end": "2021-02-01"}
+    for r in (9, 7, 11):
         assert as_dict(hex_counts(aconn, resolution=r, **window)) == expected_counts(aconn, resolution=r, **window)
     assert rollups.is_fresh(aconn)
-    assert stored_rollup(aconn) == good
+    assert stored_rollups(aconn) == good
     assert rollups.ensure_fresh(aconn) is False
 
 
@@ -205,23 +214,27 @@ def test_events_written_outside_ingest_are_seen(aconn: psycopg.Connection) -> No
     window = {"start": "2021-01-01", "end": "2021-07-01"}  # whole months only: all from the rollup
     got = as_dict(hex_counts(aconn, resolution=10, **window))
     assert got == expected_counts(aconn, resolution=10, **window)
-    assert stored_rollup(aconn) == expected_rollup(aconn)
+    for table in rollups.TABLES:
+        assert stored_rollup(aconn, table) == expected_rollup(aconn, table)
     aconn.execute("DELETE FROM events WHERE batch_id = %s", (batch,))
     assert rollups.refresh(aconn) == state(aconn)[3]  # deleting events requires a refresh
 
 
-def test_resolution_11_and_edge_days_read_the_events_not_the_rollup(aconn: psycopg.Connection) -> None:
+def test_edge_days_read_the_daily_rollup_and_whole_months_the_monthly(aconn: psycopg.Connection) -> None:
     aconn.execute("UPDATE rollup_monthly SET n = n + 1000")  # corrupt, but marked fresh
     assert rollups.is_fresh(aconn)
-    window = {"start": "2020-06-03", "end": "2020-06-27"}  # no whole month
+    window = {"start": "2020-06-03", "end": "2020-06-27"}  # no whole month: days only
     for r in (7, 9, 10, 11):
         assert as_dict(hex_counts(aconn, resolution=r, **window)) == expected_counts(aconn, resolution=r, **window)
-    whole = {"start": "2019-01-01", "end": "2022-01-01"}
-    assert as_dict(hex_counts(aconn, resolution=11, **whole)) == expected_counts(aconn, resolution=11, **whole)
+    rollups.refresh(aconn)
+    aconn.execute("UPDATE rollup_daily SET n = n + 1000")
+    whole = {"start": "2019-01-01", "end": "2022-01-01"}  # whole months only
+    for r in (8, 11):
+        assert as_dict(hex_counts(aconn, resolution=r, **whole)) == expected_counts(aconn, resolution=r, **whole)
 
 
 def test_a_failed_ingest_leaves_the_rollup_untouched(aconn: psycopg.Connection, rollup_db: Settings) -> None:
-    before, before_state = stored_rollup(aconn), state(aconn)
+    before, before_state = stored_rollups(aconn), state(aconn)
 
     def chunks() -> Iterator[pd.DataFrame]:
         yield pd.DataFrame([{"kind": "incident", "category": "dealing", "occurred_at": "2020-03-10T10:00:00Z",
@@ -231,10 +244,11 @@ def test_a_failed_ingest_leaves_the_rollup_untouched(aconn: psycopg.Connection, 
 
     with pytest.raises(RuntimeError, match="mid-file"):
         ingest_chunks(aconn, chunks(), name="boom.csv", fmt="csv", source=f"{SOURCE}-boom", settings=rollup_db)
-    assert stored_rollup(aconn) == before
+    assert stored_rollups(aconn) == before
     assert state(aconn)[:2] == before_state[:2] and rollups.is_fresh(aconn)
 
 
 def test_rollup_months_are_first_days_and_counts_positive(aconn: psycopg.Connection) -> None:
     assert aconn.execute("SELECT count(*) FROM rollup_monthly WHERE extract(day FROM month) <> 1 OR n <= 0"
                          ).fetchone()[0] == 0
+    assert aconn.execute("SELECT count(*) FROM rollup_daily WHERE n <= 0").fetchone()[0] == 0

@@ -1,8 +1,8 @@
 """Hexagon counts for any slice: kinds, categories, time window, resolution, area.
 
-Whole months come from the monthly rollup, the partial months at the window's edges
-(and resolution 11) from the events' covering index; parents are sums of children
-because every coarser cell is ``h3_parent`` of the stored fine cell.
+Whole months come from the monthly rollup, the days at the window's edges from the daily
+rollup, at every resolution (7-11); only a team's own counts read the events. Parents are
+sums of children because every coarser cell is ``h3_parent`` of the stored fine cell.
 """
 
 from __future__ import annotations
@@ -92,36 +92,42 @@ def team_sources(conn: psycopg.Connection, team: str) -> list[int]:
     return [r[0] for r in conn.execute("SELECT id FROM sources WHERE team = %s", (team,)).fetchall()]
 
 
+def rollup_ranges(window: Window) -> list[tuple[str, date, date]]:
+    """Return the (rollup table, first, end) ranges whose rows add up to a window.
+
+    Whole months come from ``rollup_monthly``, the days at the window's edges from
+    ``rollup_daily``; together they cover every day of the window once.
+    """
+    months = window.whole_months()
+    if not months:
+        return [("rollup_daily", window.start, window.end)]
+    ranges = [("rollup_daily", window.start, months[0]), ("rollup_monthly", *months),
+              ("rollup_daily", months[1], window.end)]
+    return [(table, a, b) for table, a, b in ranges if a < b]
+
+
 def count_cells(conn: psycopg.Connection, category: list[int], window: Window, resolution: int, *,
                 source_ids: list[int] | None = None) -> pd.Series:
     """Return event counts by cell (int64 index) for categories over a window, at a resolution.
 
-    With ``source_ids`` only those sources' events count (read from the events, as the
-    rollup has no source dimension).
+    The counts come from the daily and monthly rollups, so their cost follows the cells and
+    days asked for, not the size of the store. With ``source_ids`` only those sources' events
+    count (read from the events, as the rollups have no source dimension).
     """
-    use_rollup = resolution in rollups.ROLLUP_RESOLUTIONS and source_ids is None
-    months = window.whole_months() if use_rollup else None
-    if months:
-        ranges = [(window.start, months[0]), (months[1], window.end)]
-    else:
-        ranges = [(window.start, window.end)]
-    ranges = [(window.instant(a), window.instant(b)) for a, b in ranges if a < b]
-    parts = []
     params: dict = {"r": resolution, "cats": category, "src": source_ids}
-    by_source = " AND source_id = ANY(%(src)s)" if source_ids is not None else ""
-    if months:
-        parts.append("SELECT cell, n FROM rollup_monthly WHERE resolution = %(r)s AND month >= %(m0)s "
-                     "AND month < %(m1)s AND category_id = ANY(%(cats)s)")
-        params.update(m0=months[0], m1=months[1])
-    for i, (t0, t1) in enumerate(ranges):
+    parts = []
+    if source_ids is None:
+        rollups.ensure_fresh(conn)
+        for i, (table, first, end) in enumerate(rollup_ranges(window)):
+            period = rollups.TABLES[table]
+            parts.append(f"SELECT cell, n FROM {table} WHERE resolution = %(r)s AND {period} >= %(a{i})s "
+                         f"AND {period} < %(b{i})s AND category_id = ANY(%(cats)s)")
+            params.update({f"a{i}": first, f"b{i}": end})
+    else:
         cell = "h3_r11" if resolution == 11 else "h3_parent(h3_r11, %(r)s)"
         parts.append(f"SELECT {cell} AS cell, 1 AS n FROM events WHERE category_id = ANY(%(cats)s) "
-                     f"AND occurred_at >= %(t{i}a)s AND occurred_at < %(t{i}b)s{by_source}")
-        params.update({f"t{i}a": t0, f"t{i}b": t1})
-    if not parts:
-        return pd.Series(dtype=np.int64, name="count")
-    if months:
-        rollups.ensure_fresh(conn)
+                     "AND occurred_at >= %(t0)s AND occurred_at < %(t1)s AND source_id = ANY(%(src)s)")
+        params.update(t0=window.instant(window.start), t1=window.instant(window.end))
     sql = f"SELECT cell, sum(n)::bigint FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY cell"
     rows = conn.execute(sql, params).fetchall()
     if not rows:

@@ -1,9 +1,20 @@
-"""Monthly hexagon rollups: (resolution 7-10, Paris month, category, cell) -> count.
+"""Hexagon rollups: event counts per (resolution, Paris day or month, category, cell).
 
-Ingest adds each batch's counts in its own transaction (``add_batch``), so the rollup
-never lags the events; ``ensure_fresh`` rebuilds it before a query reads it if a batch
-is missing from it (events written some other way, a restored dump). Anything that
-deletes events must call ``refresh``.
+Definition (the batch path must produce the same rows, row for row). For every stored event
+and every resolution r in 7, 8, 9, 10, 11:
+
+- ``rollup_daily``: ``resolution`` = r, ``day`` = the Europe/Paris calendar day of
+  ``occurred_at`` (``(occurred_at AT TIME ZONE 'Europe/Paris')::date``), ``category_id``,
+  ``cell`` = the event's ``h3_r{r}`` column (``h3_parent(h3_r11, r)``);
+- ``rollup_monthly``: the same with ``month`` = the first day of that Paris calendar month;
+
+``n`` is the number of events sharing the four keys. Only rows with n >= 1 exist. Every event
+counts once per resolution whatever its kind, source or ``ends_at``; nothing else is filtered.
+
+Ingest adds each batch's counts in its own transaction (``stage`` per chunk, ``add_batch`` at
+the end), so the rollups never lag the events; ``ensure_fresh`` rebuilds them before a query
+reads them if a batch is missing (events written some other way, a restored dump). Anything
+that deletes events must call ``refresh``.
 """
 
 from __future__ import annotations
@@ -16,66 +27,83 @@ from geo_monitor.calendar import LOCAL_TZ
 from geo_monitor.store.events import SIGNATURE, TRAILER
 from geo_monitor.store.validate import EPOCH_2000_US, STORED_RESOLUTIONS, Prepared
 
-ROLLUP_RESOLUTIONS = (7, 8, 9, 10)  # resolution 11 is read from the events
-KEYS = ["resolution", "month", "category_id", "cell"]
+ROLLUP_RESOLUTIONS = STORED_RESOLUTIONS  # 7..11: no count ever needs the events
+TABLES = {"rollup_daily": "day", "rollup_monthly": "month"}  # table -> its period column
 
-
-def batch_counts(prepared: Prepared) -> pd.DataFrame:
-    """Return the rollup rows (resolution, month, category_id, cell, n) of prepared events."""
-    instants = pd.to_datetime(prepared.occurred_us + EPOCH_2000_US, unit="us", utc=True)
-    months = instants.tz_convert(LOCAL_TZ).tz_localize(None).values.astype("datetime64[M]")
-    frames = []
-    for r in ROLLUP_RESOLUTIONS:
-        column = STORED_RESOLUTIONS.index(r)
-        frame = pd.DataFrame({"month": months, "category_id": prepared.category_id,
-                              "cell": prepared.cells[:, column]})
-        counts = frame.groupby(KEYS[1:], sort=False).size().rename("n").reset_index()
-        counts.insert(0, "resolution", r)
-        frames.append(counts)
-    return pd.concat(frames, ignore_index=True)
-
-
-_DELTA_ROW = np.dtype([("nfields", ">i2"), ("l_res", ">i4"), ("res", ">i2"), ("l_month", ">i4"), ("month", ">i4"),
+_DELTA_ROW = np.dtype([("nfields", ">i2"), ("l_res", ">i4"), ("res", ">i2"), ("l_period", ">i4"), ("period", ">i4"),
                        ("l_cat", ">i4"), ("cat", ">i2"), ("l_cell", ">i4"), ("cell", ">i8"), ("l_n", ">i4"), ("n", ">i4")])
 _DAY_2000 = np.datetime64("2000-01-01", "D")  # PostgreSQL dates count days from here
 
 
-def stage(conn: psycopg.Connection, counts: pd.DataFrame) -> None:
+def batch_counts(prepared: Prepared) -> dict[str, pd.DataFrame]:
+    """Return the rollup rows (resolution, period, category_id, cell, n) of prepared events, per table."""
+    instants = pd.to_datetime(prepared.occurred_us + EPOCH_2000_US, unit="us", utc=True)
+    days = instants.tz_convert(LOCAL_TZ).tz_localize(None).values.astype("datetime64[D]")
+    cells = {f"c{r}": prepared.cells[:, i] for i, r in enumerate(STORED_RESOLUTIONS)}
+    # Group once by the fine cell (its parents follow), then sum the few rows per resolution.
+    fine = (pd.DataFrame({"day": days, "category_id": prepared.category_id, **cells})
+            .groupby(["day", "category_id", *cells], sort=False).size().rename("n").reset_index())
+    fine["month"] = fine["day"].to_numpy().astype("datetime64[M]").astype("datetime64[D]")
+    out = {}
+    for table, period in TABLES.items():
+        frames = []
+        for r in ROLLUP_RESOLUTIONS:
+            counts = (fine.groupby([period, "category_id", f"c{r}"], sort=False)["n"].sum().reset_index()
+                      .rename(columns={period: "period", f"c{r}": "cell"}))
+            counts.insert(0, "resolution", r)
+            frames.append(counts)
+        out[table] = pd.concat(frames, ignore_index=True)
+    return out
+
+
+def _delta_table(table: str) -> str:
+    return f"{table}_delta"
+
+
+def _create_deltas(conn: psycopg.Connection) -> None:
+    for table in TABLES:
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_delta_table(table)} (LIKE {table}) ON COMMIT DELETE ROWS")
+
+
+def stage(conn: psycopg.Connection, counts: dict[str, pd.DataFrame]) -> None:
     """Send one chunk's rollup counts to the server; ``add_batch`` sums them at the end.
 
     Staging per chunk keeps the client's memory flat whatever the file's size; the rows go
     as binary COPY built with numpy.
     """
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS rollup_delta (LIKE rollup_monthly) ON COMMIT DELETE ROWS")
-    if not len(counts):
-        return
-    rows = np.zeros(len(counts), dtype=_DELTA_ROW)
-    rows["nfields"] = 5
-    rows["l_res"], rows["l_month"], rows["l_cat"], rows["l_cell"], rows["l_n"] = 2, 4, 2, 8, 4
-    rows["res"] = counts["resolution"].to_numpy()
-    rows["month"] = (counts["month"].to_numpy().astype("datetime64[D]") - _DAY_2000).astype(np.int32)
-    rows["cat"] = counts["category_id"].to_numpy()
-    rows["cell"] = counts["cell"].to_numpy()
-    rows["n"] = counts["n"].to_numpy()
-    with conn.cursor() as cur, cur.copy("COPY rollup_delta FROM STDIN (FORMAT BINARY)") as copy:
-        copy.write(SIGNATURE + rows.tobytes() + TRAILER)
+    _create_deltas(conn)
+    for table, frame in counts.items():
+        if not len(frame):
+            continue
+        rows = np.zeros(len(frame), dtype=_DELTA_ROW)
+        rows["nfields"] = 5
+        rows["l_res"], rows["l_period"], rows["l_cat"], rows["l_cell"], rows["l_n"] = 2, 4, 2, 8, 4
+        rows["res"] = frame["resolution"].to_numpy()
+        rows["period"] = (frame["period"].to_numpy().astype("datetime64[D]") - _DAY_2000).astype(np.int32)
+        rows["cat"] = frame["category_id"].to_numpy()
+        rows["cell"] = frame["cell"].to_numpy()
+        rows["n"] = frame["n"].to_numpy()
+        with conn.cursor() as cur, cur.copy(f"COPY {_delta_table(table)} FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(SIGNATURE + rows.tobytes() + TRAILER)
 
 
 def add_batch(conn: psycopg.Connection, batch_id: int) -> None:
-    """Add the staged counts of a batch to the rollup and mark the batch included.
+    """Add the staged counts of a batch to the rollups and mark the batch included.
 
-    Runs inside the ingest transaction, so the rollup never lags the events.
+    Runs inside the ingest transaction, so the rollups never lag the events. Rows go in key
+    order, so the primary keys grow page by page instead of at random places.
     """
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS rollup_delta (LIKE rollup_monthly) ON COMMIT DELETE ROWS")
-    total = conn.execute(
-        "SELECT coalesce(sum(n), 0) FROM rollup_delta WHERE resolution = %s", (ROLLUP_RESOLUTIONS[0],)
-    ).fetchone()[0]
-    conn.execute(
-        """INSERT INTO rollup_monthly (resolution, month, category_id, cell, n)
-           SELECT resolution, month, category_id, cell, sum(n) FROM rollup_delta GROUP BY 1, 2, 3, 4
-           ON CONFLICT (resolution, month, category_id, cell) DO UPDATE SET n = rollup_monthly.n + EXCLUDED.n"""
-    )
-    conn.execute("TRUNCATE rollup_delta")
+    _create_deltas(conn)
+    delta = _delta_table("rollup_monthly")
+    total = conn.execute(f"SELECT coalesce(sum(n), 0) FROM {delta} WHERE resolution = 11").fetchone()[0]
+    for table, period in TABLES.items():
+        keys = f"resolution, {period}, category_id, cell"
+        conn.execute(
+            f"""INSERT INTO {table} ({keys}, n)
+                SELECT {keys}, sum(n) FROM {_delta_table(table)} GROUP BY {keys} ORDER BY {keys}
+                ON CONFLICT ({keys}) DO UPDATE SET n = {table}.n + EXCLUDED.n"""
+        )
+        conn.execute(f"TRUNCATE {_delta_table(table)}")
     conn.execute(
         "UPDATE rollup_state SET last_batch_id = greatest(last_batch_id, %s), events = events + %s, "
         "refreshed_at = now()",
@@ -84,19 +112,31 @@ def add_batch(conn: psycopg.Connection, batch_id: int) -> None:
 
 
 def refresh(conn: psycopg.Connection) -> int:
-    """Rebuild the rollup from the events; return the number of events counted."""
+    """Rebuild the rollups from the events; return the number of events counted.
+
+    One pass over the events groups them by (day, category, fine cell with its parents);
+    every rollup row is then a sum over that smaller table.
+    """
     with conn.transaction():
-        conn.execute("LOCK TABLE rollup_monthly IN EXCLUSIVE MODE")
-        conn.execute("TRUNCATE rollup_monthly")
-        for r in ROLLUP_RESOLUTIONS:
-            conn.execute(
-                f"""INSERT INTO rollup_monthly (resolution, month, category_id, cell, n)
-                    SELECT %s, date_trunc('month', occurred_at AT TIME ZONE '{LOCAL_TZ}')::date, category_id,
-                           h3_r{r}, count(*)
-                    FROM events GROUP BY 2, 3, 4""",
-                (r,),
-            )
-        total = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        conn.execute("LOCK TABLE rollup_daily, rollup_monthly IN EXCLUSIVE MODE")
+        conn.execute("SET LOCAL work_mem = '256MB'")
+        conn.execute("TRUNCATE rollup_daily, rollup_monthly")
+        parents = ", ".join(f"h3_r{r}" for r in ROLLUP_RESOLUTIONS)
+        conn.execute(
+            f"""CREATE TEMP TABLE rollup_fine ON COMMIT DROP AS
+                SELECT (occurred_at AT TIME ZONE '{LOCAL_TZ}')::date AS day, category_id, {parents}, count(*) AS n
+                FROM events GROUP BY 1, 2, {parents}"""
+        )
+        for table, period in TABLES.items():
+            source = "day" if period == "day" else "date_trunc('month', day)::date"
+            for r in ROLLUP_RESOLUTIONS:
+                conn.execute(
+                    f"""INSERT INTO {table} (resolution, {period}, category_id, cell, n)
+                        SELECT %s, {source}, category_id, h3_r{r}, sum(n) FROM rollup_fine
+                        GROUP BY 2, 3, 4 ORDER BY 2, 3, 4""",
+                    (r,),
+                )
+        total = conn.execute("SELECT coalesce(sum(n), 0) FROM rollup_fine").fetchone()[0]
         conn.execute(
             "UPDATE rollup_state SET last_batch_id = (SELECT coalesce(max(id), 0) FROM ingest_batches), "
             "events = %s, refreshed_at = now()",
@@ -106,16 +146,15 @@ def refresh(conn: psycopg.Connection) -> int:
 
 
 def is_fresh(conn: psycopg.Connection) -> bool:
-    """Whether every ingest batch is included in the rollup."""
+    """Whether every ingest batch is included in the rollups."""
     return conn.execute(
         "SELECT (SELECT last_batch_id FROM rollup_state) >= (SELECT coalesce(max(id), 0) FROM ingest_batches)"
     ).fetchone()[0]
 
 
 def ensure_fresh(conn: psycopg.Connection) -> bool:
-    """Rebuild the rollup if it is stale; return True when it had to be rebuilt."""
+    """Rebuild the rollups if they are stale; return True when they had to be rebuilt."""
     if is_fresh(conn):
         return False
     refresh(conn)
     return True
-
