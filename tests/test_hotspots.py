@@ -232,8 +232,8 @@ H, h, C, c, o = 3, 2, -3, -2, 0  # hot 99 / hot 95 / cold 99 / cold 95 / nothing
         ([c, o, c, c, o, c], 0, False, "sporadic cold spot"),
         ([h, o, c, o, c], 0, False, "oscillating cold spot"),
         ([C] * 9 + [o], 0, False, "historical cold spot"),
-        ([C] * 9 + [h], 0, False, "oscillating hot spot"),  # hot side first: final hot, cold before
-        ([h] * 9 + [c], 0, False, "historical hot spot"),  # hot side is tried first
+        ([C] * 9 + [h], 0, False, "historical cold spot"),  # share rules before final-step ones
+        ([h] * 9 + [c], 0, False, "historical hot spot"),  # its mirror
         ([o] * 10, 0, False, "no pattern"),
         ([o, h, o, o, o, c, o, o, o, o], 1, True, "no pattern"),
     ],

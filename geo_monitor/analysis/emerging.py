@@ -3,6 +3,17 @@
 Gi* is computed for every bin (cell, step) with space-time neighbours, significance is
 controlled by FDR over the whole cube, and each cell's history of significant bins plus a
 Mann–Kendall trend of its z series gives one of 17 patterns.
+
+ArcGIS's descriptions let some histories hold two patterns at once; one order of precedence,
+the same for hot and cold, decides (see :func:`classify_series`), so negating a history and its
+trend always gives the mirrored pattern. The share ≥ 90 % patterns of either side come first:
+9 cold steps then a hot one is a historical cold spot, as 9 hot steps then a cold one is a
+historical hot spot. Then new, consecutive, oscillating, sporadic: ArcGIS's "new" (never a hot
+spot before) and "consecutive" (never a hot spot before the final run) only rule out earlier
+*hot* steps, so [-1, 0, 0, 1] (-1 cold, 1 hot) would be new and oscillating, and
+[-1, 0, 1, 1] consecutive and oscillating; both are oscillating here. Hence our "new" means never
+significant, hot or cold, before the final step, and "consecutive" nothing significant before
+the final run.
 """
 
 from __future__ import annotations
@@ -106,17 +117,20 @@ def classify_series(
     """Return the emerging hot spot pattern of one location (ArcGIS Pro rules, METHODS §3).
 
     A step is hot when ``bins[t] >= level``, cold when ``bins[t] <= -level`` (default 2: 95 %);
-    share = hot steps / T; "final" is the last step. Rules are tried in this order, first on
-    the hot side, then on the cold side with hot and cold swapped:
+    share = hot steps / T; "final" is the last step. The cold rules are the hot ones with hot
+    and cold swapped. Rules are tried in this order, each on the hot side then the cold side
+    (at most one side has share ≥ 90 % and at most one a significant final step, so the order
+    only decides between historical on one side and oscillating on the other: historical):
 
     - **historical**: share ≥ 90 % and the final step is not hot;
     - **intensifying**: share ≥ 90 % incl. the final step, significant Mann–Kendall trend of
       the z series up (for cold spots: down, i.e. getting colder);
     - **diminishing**: share ≥ 90 % incl. the final step, significant trend down (cold: up);
     - **persistent**: share ≥ 90 % incl. the final step, no significant trend;
-    - **new**: the final step is hot and no other step is significant (hot or cold);
+    - **new**: the final step is hot and no other step is significant, hot or cold (stricter
+      than ArcGIS's "never hot before": an earlier cold step makes it oscillating);
     - **consecutive**: a single uninterrupted run of ≥ 2 hot steps ending at the final step,
-      nothing significant before it, share < 90 %;
+      nothing significant before it, hot or cold, share < 90 %;
     - **oscillating**: the final step is hot, share < 90 %, at least one earlier cold step;
     - **sporadic**: the final step is hot, share < 90 %, on-and-off hot history, never cold;
     - **no pattern**: none of the above on either side.
@@ -136,19 +150,30 @@ def classify_series(
     bins = np.asarray(bins)
     trend = int(np.sign(trend_sign)) if trend_significant else 0
     hot, cold = bins >= level, bins <= -level
-    for side, this, other, direction in (("hot", hot, cold, trend), ("cold", cold, hot, -trend)):
-        pattern = _classify_side(this, other, direction)
+    # One order for both sides: the share rules on either side before the final-step rules on
+    # either, so negating a history (and its trend) always gives the mirrored pattern.
+    for side, this, direction in (("hot", hot, trend), ("cold", cold, -trend)):
+        pattern = _share_pattern(this, direction)
+        if pattern is not None:
+            return f"{pattern} {side} spot"
+    for side, this, other in (("hot", hot, cold), ("cold", cold, hot)):
+        pattern = _final_step_pattern(this, other)
         if pattern is not None:
             return f"{pattern} {side} spot"
     return NO_PATTERN
 
 
-def _classify_side(this: np.ndarray, other: np.ndarray, trend: int) -> str | None:
-    steps, count = this.size, int(this.sum())
-    if 10 * count >= 9 * steps:  # share ≥ 90 %, in integers
-        if not this[-1]:
-            return "historical"
-        return "intensifying" if trend > 0 else "diminishing" if trend < 0 else "persistent"
+def _share_pattern(this: np.ndarray, trend: int) -> str | None:
+    if 10 * int(this.sum()) < 9 * this.size:  # share < 90 %, in integers
+        return None
+    if not this[-1]:
+        return "historical"
+    return "intensifying" if trend > 0 else "diminishing" if trend < 0 else "persistent"
+
+
+def _final_step_pattern(this: np.ndarray, other: np.ndarray) -> str | None:
+    """Return new/consecutive/oscillating/sporadic; only called once share < 90 % on both sides."""
+    steps = this.size
     if not this[-1]:
         return None
     significant = this | other
