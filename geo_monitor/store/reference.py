@@ -75,9 +75,9 @@ def _missing_message(settings: Settings, missing: dict[str, str]) -> str:
     reasons = "; ".join(f"{name}: {why}" for name, why in missing.items())
     return (
         f"reference data not found ({names}). Either set GEO_MONITOR_REFERENCE_DIR to a folder "
-        "holding the files named in data/reference_manifest.json (in this project's CI: "
-        f"../shared/data), or connect to the internet so they can be downloaded into "
-        f"{settings.cache_dir / 'reference'}. Details: {reasons}"
+        "holding the files named in data/reference_manifest.json, or unset it and connect to the "
+        f"internet so they can be downloaded into {settings.cache_dir / 'reference'} "
+        f"(see docs/reference-data.md). Details: {reasons}"
     )
 
 
