@@ -2,7 +2,7 @@
 
 Where demand (incidents) is not met by outreach. Outreach counts are health-related data
 about vulnerable people: callers must keep this grid away from roles that may only see
-outreach at aggregate level (DESIGN.md, Roles).
+outreach at aggregate level (docs/why.md, "What it never does").
 """
 
 from __future__ import annotations

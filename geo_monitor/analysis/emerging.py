@@ -1,4 +1,4 @@
-"""Emerging hot spot analysis on an H3 × time cube (METHODS §3, ArcGIS Pro's tool).
+"""Emerging hot spot analysis on an H3 × time cube (docs/methods.md §3, ArcGIS Pro's tool).
 
 Gi* is computed for every bin (cell, step) with space-time neighbours, significance is
 controlled by FDR over the whole cube, and each cell's history of significant bins plus a
@@ -114,7 +114,7 @@ def mann_kendall(
 def classify_series(
     bins: np.ndarray, trend_sign: int, trend_significant: bool, *, level: int = 2
 ) -> str:
-    """Return the emerging hot spot pattern of one location (ArcGIS Pro rules, METHODS §3).
+    """Return the emerging hot spot pattern of one location (ArcGIS Pro rules, docs/methods.md §3).
 
     A step is hot when ``bins[t] >= level``, cold when ``bins[t] <= -level`` (default 2: 95 %);
     share = hot steps / T; "final" is the last step. The cold rules are the hot ones with hot

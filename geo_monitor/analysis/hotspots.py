@@ -1,4 +1,4 @@
-"""Getis–Ord Gi* hot spots on a full H3 grid (METHODS §1–2): pure numpy/scipy, no database.
+"""Getis–Ord Gi* hot spots on a full H3 grid (docs/methods.md §2): pure numpy/scipy, no database.
 
 The grid is the whole study area, empty cells included: dropping them changes n, the mean,
 the standard deviation and every neighbourhood size, and hides cold spots. The neighbourhood
@@ -29,7 +29,7 @@ MAX_K = 10
 
 
 def gi_star_z(weights: sparse.csr_matrix, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the analytic Gi* z-scores and the neighbourhood sizes W_i (METHODS §1).
+    """Return the analytic Gi* z-scores and the neighbourhood sizes W_i (docs/methods.md §2).
 
     ``weights`` must be binary with the diagonal set (self included). z is NaN where a
     neighbourhood is the whole grid (W_i = n: zero variance) or all values are equal (s = 0).

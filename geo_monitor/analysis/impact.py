@@ -1,4 +1,4 @@
-"""Works impact: events around a works site before and after, with WDQ and WDD (METHODS §4).
+"""Works impact: events around a works site before and after, with WDQ and WDD (docs/methods.md §4).
 
 Areas are H3 cells at one resolution: A the site (overlap cover of its polygon), B the
 displacement ring ``grid_disk(A, ring) - A`` and C the control, the rest of the study area
@@ -33,7 +33,7 @@ from geo_monitor.grid import study_grid
 from geo_monitor.settings import Settings, get_settings
 from geo_monitor.store.reference import require_loaded
 
-MIN_COUNT = 10  # METHODS §4: no z or CI unless every area-period count reaches this
+MIN_COUNT = 10  # docs/methods.md §4: no z or CI unless every area-period count reaches this
 UNSTABLE_SM = 0.05  # WDQ flagged unstable when A/C moved by less than 5 % of its value before
 AREAS = {"A": "treated (works site)", "B": "displacement ring", "C": "control"}
 WindowLike = Window | tuple[date | str, date | str]
@@ -323,7 +323,7 @@ def works_impact(conn: psycopg.Connection, site_id: str, *, before: WindowLike |
                  after: WindowLike | None = None, resolution: int = 10, ring: int = 1, gap: int = 1,
                  kinds: list[str] | None = None, categories: list[str] | None = None,
                  settings: Settings | None = None) -> ImpactResult:
-    """Compare events around a works site before and after it (WDQ and WDD, METHODS §4).
+    """Compare events around a works site before and after it (WDQ and WDD, docs/methods.md §4).
 
     Parameters
     ----------

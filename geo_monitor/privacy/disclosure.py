@@ -3,7 +3,7 @@
 A table is a vector of node values (cells, then their subtotals, then the grand total) and
 a list of equations ``parent = sum(children)``. Some nodes are suppressed by the primary rule
 (the caller's); this module suppresses more until no suppressed node can be pinned down by
-subtraction, then audits the result with linear programming (METHODS.md §5).
+subtraction, then audits the result with linear programming (docs/methods.md §6, docs/privacy.md §5).
 
 The attacker's knowledge of each suppressed node is an interval ``[lower, upper]`` given by
 the caller. In the classic frequency-rule setting it is ``[0, inf)``. In the noisy public
