@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import RETRY_AFTER_SECONDS, ApiError
+from geo_monitor.privacy import access
 from geo_monitor.privacy.tokens import PUBLIC, Principal, authenticate
 from geo_monitor.settings import Settings
 
@@ -91,14 +92,14 @@ async def get_principal(request: Request, conn: ConnDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require(*roles: str) -> Callable[[Principal], Principal]:
-    """Return a dependency that admits only the given roles (the public gets 401, others 403)."""
+def require(surface: str) -> Callable[[Principal], Principal]:
+    """Return a dependency that asks the access policy about a surface (no token: 401, refused: 403)."""
+    access.allows(PUBLIC, surface)  # an unknown surface fails when the app is built, not on a request
 
     def check(principal: PrincipalDep) -> Principal:
-        if principal.role == "public":
+        if principal.token_id is None:
             raise ApiError(401, "this endpoint needs a token", headers={"WWW-Authenticate": "Bearer"})
-        if principal.role not in roles:
-            raise ApiError(403, f"the {principal.role} role may not use this endpoint")
+        access.check(principal, surface)
         return principal
 
     return check

@@ -34,7 +34,7 @@ from geo_monitor.zones.gaps import zone_gaps
 from geo_monitor.zones.summary import zone_summary
 
 router = APIRouter(prefix="/zones", tags=["zones"])
-MEMBERS = Depends(require("admin", "planner", "police", "outreach"))
+MEMBERS = Depends(require("zones"))
 ZoneId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Zone id")]
 ZoneResolution = Annotated[int, Query(ge=9, le=11, description="H3 resolution of the zone covers (9-11)")]
 IfMatch = Annotated[str | None, Header(description="The zone's ETag, as read (required to edit)")]
