@@ -49,6 +49,7 @@ class Plant:
     w: int  # 30 contacts in May, same arrondissement, outside the quartier
     x: int  # 25 contacts in May, another arrondissement
     y: int  # 2 contacts in May, another arrondissement
+    g: int  # 30 contacts in May, H's sibling under their resolution-7 parent
     quartier: int
     arrondissement: int
 
@@ -103,19 +104,24 @@ def plant(api_settings: Settings, api_data) -> Plant:
                 hx, hy = _centre(h)
                 rest = sorted((c for c in in_a.tolist() if c not in in_q.tolist()),
                               key=lambda c: (_centre(c)[0] - hx) ** 2 + (_centre(c)[1] - hy) ** 2)
+                siblings = [c for c in cells.tolist() if c not in (v, h, x, y)
+                            and hexagons.cells_to_parents(np.array([c]), 7)[0]
+                            == hexagons.cells_to_parents(np.array([h]), 7)[0]]
                 for w in rest:
                     box = shapely.box(*map(float, _box(h, w).split(",")))
-                    if not any(box.contains(shapely.Point(_centre(c))) for c in (v, x, y)):
-                        chosen = Plant(v, h, int(w), x, y, q_code, a_code)
+                    outside = [g for g in siblings if g != w and not box.contains(shapely.Point(_centre(g)))]
+                    if outside and not any(box.contains(shapely.Point(_centre(c))) for c in (v, x, y)):
+                        chosen = Plant(v, h, int(w), x, y, int(outside[0]), q_code, a_code)
                         break
             if chosen:
                 break
-        assert chosen, "no quartier with two resolution-8 cells and a neighbour cell in its arrondissement"
+        assert chosen, "no quartier with two resolution-8 cells, a neighbour in its arrondissement and a sibling"
         p = chosen
         records = (_contacts(child[p.v], 20, "2007-05-10", "v") + _contacts(child[p.v], 2, "2007-05-01", "v1")
                    + _contacts(child[p.v], 3, "2007-05-10", "vk", "harm_reduction_kit")
                    + _contacts(child[p.h], 3, "2007-05-10", "h") + _contacts(child[p.w], 30, "2007-05-10", "w")
                    + _contacts(child[p.x], 25, "2007-05-10", "x") + _contacts(child[p.y], 2, "2007-05-10", "y")
+                   + _contacts(child[p.g], 30, "2007-05-10", "g")
                    + _contacts(child[p.v], 3, "2007-06-10", "vj") + _contacts(child[p.w], 40, "2007-06-10", "wj")
                    + _contacts(child[p.x], 40, "2007-06-10", "xj"))
         ingest_all(conn, api_settings, records, SOURCE)
