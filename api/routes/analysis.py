@@ -47,8 +47,8 @@ def _check_cube_size(conn, start: date, end: date, resolution: int, step: str, k
 
 
 def _geo(request: Request, conn, principal: Principal, action: str, params: dict, build) -> Response:
-    etag = request.app.state.cache.etag(request, f"{principal.role}:{principal.team}", data_version(conn))
-    response = cached(request, etag, build)
+    key = request.app.state.cache.key(request, f"{principal.role}:{principal.team}", data_version(conn))
+    response = cached(request, key, build)
     audit(conn, principal, action, params, response.status_code)
     return response
 

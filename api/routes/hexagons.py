@@ -45,7 +45,7 @@ def hexagons(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
     _check_page(limit, settings)
     chosen = access.slice_for(principal, settings, start=start, end=end, resolution=resolution, kinds=kind,
                               categories=category, area=area, bbox=bbox)
-    etag = request.app.state.cache.etag(request, f"{principal.role}:{principal.team}", data_version(conn))
+    key = request.app.state.cache.key(request, f"{principal.role}:{principal.team}", data_version(conn))
 
     def build() -> bytes:
         answer = access.hex_counts(conn, principal, chosen, settings)
@@ -54,7 +54,7 @@ def hexagons(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
                 "limit": limit, **answer.metadata, "notes": chosen.notes}
         return geojson_bytes(page, PROPERTIES, meta)
 
-    response = cached(request, etag, build)
+    response = cached(request, key, build)
     audit(conn, principal, "hexagons", chosen.params(), response.status_code)
     return response
 

@@ -31,10 +31,7 @@ def mount_assets(app: FastAPI) -> None:
 def _page(request: Request, key: str, build) -> HTMLResponse:
     """Render once per data version and role scope; maps take a second to build."""
     cache = request.app.state.cache
-    item = cache.get(key)
-    if item is None:
-        item = (maps.render(build(), asset_url=ASSETS).encode(), "text/html")
-        cache.put(key, *item)
+    item = cache.get(key) or cache.put(key, maps.render(build(), asset_url=ASSETS).encode(), "text/html")
     return HTMLResponse(item[0])
 
 
