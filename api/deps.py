@@ -15,6 +15,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import RETRY_AFTER_SECONDS, ApiError
+from api.security import client_address
+from geo_monitor.privacy import access
 from geo_monitor.privacy.tokens import PUBLIC, Principal, authenticate
 from geo_monitor.settings import Settings
 
@@ -85,20 +87,21 @@ async def get_principal(request: Request, conn: ConnDep) -> Principal:
     principal = await run_in_threadpool(_authenticate, conn, token.strip())
     if principal is None:
         raise ApiError(401, "unknown, expired or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    request.state.principal = principal  # for the audit of a refusal further on
     return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require(*roles: str) -> Callable[[Principal], Principal]:
-    """Return a dependency that admits only the given roles (the public gets 401, others 403)."""
+def require(surface: str) -> Callable[[Principal], Principal]:
+    """Return a dependency that asks the access policy about a surface (no token: 401, refused: 403)."""
+    access.allows(PUBLIC, surface)  # an unknown surface fails when the app is built, not on a request
 
     def check(principal: PrincipalDep) -> Principal:
-        if principal.role == "public":
+        if principal.token_id is None:
             raise ApiError(401, "this endpoint needs a token", headers={"WWW-Authenticate": "Bearer"})
-        if principal.role not in roles:
-            raise ApiError(403, f"the {principal.role} role may not use this endpoint")
+        access.check(principal, surface)
         return principal
 
     return check
@@ -130,7 +133,7 @@ class RateLimiter:
 
 def rate_limited(request: Request) -> None:
     """Refuse a public client over its rate with 429 and Retry-After."""
-    wait = request.app.state.limiter.take(request.client.host if request.client else "unknown")
+    wait = request.app.state.limiter.take(client_address(request))
     if wait:
         raise ApiError(429, "too many requests; slow down", headers={"Retry-After": str(max(1, round(wait)))})
 

@@ -11,6 +11,7 @@ from psycopg import OperationalError
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.refusals import audit_refusal
 from geo_monitor.errors import (
     AccessDeniedError,
     ConfigurationError,
@@ -63,6 +64,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        await audit_refusal(request, exc.status, str(exc))
         return JSONResponse(body(str(exc), exc.parameter), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(GeoMonitorError)
@@ -72,6 +74,7 @@ def install(app: FastAPI) -> None:
             return unavailable(str(exc))
         if status >= 500:
             log.error("server error on %s: %s", request.url.path, exc)
+        await audit_refusal(request, status, str(exc))
         return JSONResponse(body(str(exc), getattr(exc, "parameter", None)), status_code=status)
 
     @app.exception_handler(PoolTimeout)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from api import errors
+from api import errors, security
 from api.cache import ResponseCache
 from api.deps import RateLimiter
 from api.routes import (
@@ -62,6 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings_connect_timeout = 3.0
     app.state.limiter = RateLimiter(settings.public_rate_per_minute)
     app.state.cache = ResponseCache()
+    app.state.trusted_proxies = security.trusted_networks(settings.api_trusted_proxies)
+    app.add_middleware(security.BodyLimit, limit=settings.api_max_json_bytes)
+    app.add_middleware(security.SecurityHeaders)  # added last: outermost, so every answer gets the headers
     errors.install(app)
     for router in (health.router, events.router, hexagons.router, analysis.router, reference.router,
                    public.router, method.router, admin.router, zones.router, maps.router):

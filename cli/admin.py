@@ -105,4 +105,7 @@ def serve(
     import uvicorn
 
     console.print(f"serving the API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
-    uvicorn.run("api.main:app_factory", factory=True, host=host, port=port, workers=workers, log_level="info")
+    # The app reads X-Forwarded-For itself, and only from GEO_MONITOR_API_TRUSTED_PROXIES: uvicorn
+    # must not rewrite the client address first (by default it believes any local peer).
+    uvicorn.run("api.main:app_factory", factory=True, host=host, port=port, workers=workers, log_level="info",
+                proxy_headers=False)

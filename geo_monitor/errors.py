@@ -33,7 +33,11 @@ class InvalidArgumentError(GeoMonitorError, ValueError):
 
 
 class AccessDeniedError(GeoMonitorError, PermissionError):
-    """The caller's role may not see or do this."""
+    """The caller's role may not see or do this; ``parameter`` names the refused one when known."""
+
+    def __init__(self, message: str, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 class NotFoundError(GeoMonitorError, LookupError):

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     privacy_budget_month: float = Field(1.0, description="Privacy loss allowed per calendar month of data")
     privacy_budget_year: float = Field(12.0, description="Privacy loss allowed per calendar year of data")
     api_max_upload_bytes: int = Field(50 * 1024 * 1024, description="Largest accepted POST /events body")
+    api_max_json_bytes: int = Field(
+        1024 * 1024, description="Largest accepted JSON body (zones, tokens, ...); POST /events has its own limit"
+    )
+    api_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks of the reverse proxies whose X-Forwarded-For is believed (none: never)",
+    )
     api_max_page: int = Field(20_000, description="Most features one response may hold (larger is refused)")
     api_pool_size: int = Field(10, description="Database connections kept by the API")
     public_rate_per_minute: int = Field(120, description="Requests per minute per client on public endpoints")

@@ -7,6 +7,7 @@ lazy import cannot hide a dependency that a module-level import would show.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,15 @@ def test_modules_stay_small_and_sub_packages_tell_the_flow() -> None:
     assert {"store", "analysis", "privacy", "zones"} <= set(subpackages)
     for init in (ROOT / "geo_monitor").glob("*/__init__.py"):
         assert ast.get_docstring(ast.parse(init.read_text())), f"{init} must say in a line what it holds"
+
+
+ROLE_TEST = re.compile(r"\.role\s*(==|!=|in\b|not\s+in\b)|\brole\s*(==|!=)\s*[\"']")
+
+
+@pytest.mark.parametrize("package", ["api", "maps"])
+def test_surfaces_hold_no_role_test(package: str) -> None:
+    """Surfaces ask geo_monitor.privacy.access; a role compared in api/ or maps/ is a rule in the wrong place."""
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+             for path in sorted((ROOT / package).rglob("*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), 1) if ROLE_TEST.search(line)]
+    assert found == [], "role tests outside the access policy:\n" + "\n".join(found)

@@ -69,9 +69,11 @@ def post_token(body: TokenCreate, conn: ConnDep, principal: PrincipalDep) -> Tok
 
 
 @router.get("/tokens", response_model=list[TokenInfo], responses=ERRORS, summary="List tokens")
-def get_tokens(conn: ConnDep) -> list[TokenInfo]:
+def get_tokens(conn: ConnDep, principal: PrincipalDep) -> list[TokenInfo]:
     """Every token's metadata."""
-    return [TokenInfo(**row) for row in list_tokens(conn)]
+    found = [TokenInfo(**row) for row in list_tokens(conn)]
+    audit(conn, principal, "tokens.list", {"tokens": len(found)}, 200)
+    return found
 
 
 @router.delete("/tokens/{token_id}", status_code=204, responses={**ERRORS, **NOT_FOUND}, summary="Revoke a token")
@@ -82,7 +84,7 @@ def delete_token(token_id: Annotated[int, Path(ge=1, le=2**31 - 1)], conn: ConnD
 
 
 @router.get("/audit", response_model=list[AuditEntry], responses=ERRORS, summary="Read the audit log")
-def get_audit(request: Request, conn: ConnDep, limit: Annotated[int, Query(ge=1)] = 100,
+def get_audit(request: Request, conn: ConnDep, principal: PrincipalDep, limit: Annotated[int, Query(ge=1)] = 100,
               before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> list[AuditEntry]:
     """The newest entries first; page with ``before_id``."""
     maximum = 1000
@@ -94,4 +96,6 @@ def get_audit(request: Request, conn: ConnDep, limit: Annotated[int, Query(ge=1)
         {"b": before_id, "n": limit},
     )
     names = [d.name for d in cur.description]
-    return [AuditEntry(**dict(zip(names, row, strict=True))) for row in cur.fetchall()]
+    entries = [AuditEntry(**dict(zip(names, row, strict=True))) for row in cur.fetchall()]
+    audit(conn, principal, "audit.read", {"limit": limit, "before_id": before_id}, 200)  # after the read
+    return entries

@@ -11,29 +11,17 @@ from api.cache import cached, data_version
 from api.deps import ConnDep, PrincipalDep, SettingsDep, require
 from api.errors import ApiError
 from api.schemas import ERRORS, NOT_FOUND, AnyCollection, GeoJSONResponse
-from api.slices import Categories, End, Kinds, Start
+from api.slices import Area, Bbox, Categories, End, Kinds, Start
 from geo_monitor.analysis.emerging import emerging as find_emerging
 from geo_monitor.analysis.hotspots import hotspots as find_hotspots
 from geo_monitor.export import geojson_bytes
 from geo_monitor.grid import study_grid
+from geo_monitor.privacy import access
 from geo_monitor.privacy.tokens import Principal, audit
 
 router = APIRouter(tags=["analysis"])
 K = Annotated[int, Query(ge=1, le=5, description="Neighbourhood radius in rings (1: 7 cells, 2: 19)")]
 AnalysisResolution = Annotated[int, Query(ge=7, le=11, description="H3 resolution, 7-11")]
-
-
-def _analysis_kinds(principal: Principal, kinds: list[str] | None) -> list[str] | None:
-    """Planners analyse everything; police only incidents and works."""
-    for kind in kinds or []:
-        if kind not in ("incident", "outreach", "works"):
-            raise ApiError(400, f"unknown kind {kind[:40]!r}; kinds are incident, outreach, works", "kind")
-    if principal.role == "police":
-        if kinds is None:
-            return ["incident", "works"]
-        if "outreach" in kinds:
-            raise ApiError(403, "police analyses cover incidents and works only", "kind")
-    return kinds
 
 
 # The space-time Gi* holds about 60 bytes per (cell, step, neighbour): 10 M is ~0.6 GB at peak,
@@ -59,26 +47,31 @@ def _check_cube_size(conn, start: date, end: date, resolution: int, step: str, k
 
 
 def _geo(request: Request, conn, principal: Principal, action: str, params: dict, build) -> Response:
-    etag = request.app.state.cache.etag(request, f"{principal.role}:{principal.team}", data_version(conn))
-    response = cached(request, etag, build)
+    key = request.app.state.cache.key(request, f"{principal.role}:{principal.team}", data_version(conn))
+    response = cached(request, key, build)
     audit(conn, principal, action, params, response.status_code)
     return response
 
 
 @router.get("/hotspots", response_model=AnyCollection, response_class=GeoJSONResponse, responses=ERRORS,
-            dependencies=[Depends(require("admin", "planner", "police"))],
+            dependencies=[Depends(require("hotspots"))],
             summary="Getis-Ord Gi* hot and cold spots (FDR-corrected) over the whole study grid")
 def hotspots(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep, start: Start,
              end: End, resolution: AnalysisResolution = 10, kind: Kinds = None, category: Categories = None,
-             k: K = 1) -> Response:
-    """Every cell with its count, z, two-sided p, class (-3..3) and label."""
-    kinds = _analysis_kinds(principal, kind)
+             k: K = 1, area: Area = None, bbox: Bbox = None) -> Response:
+    """Every cell with its count, z, two-sided p, class (-3..3) and label.
+
+    The statistic is computed over the whole study grid; ``area`` or ``bbox`` only selects
+    the cells returned (by their centre), so a cell's class does not change with the view.
+    """
+    kinds = access.analysis_kinds(principal, kind)
+    region = access.region(area, bbox)
     params = {"start": str(start), "end": str(end), "resolution": resolution, "kinds": kinds,
-              "categories": category, "k": k}
+              "categories": category, "k": k, "area": area, "bbox": bbox}
 
     def build() -> bytes:
         result = find_hotspots(conn, start=start, end=end, resolution=resolution, kinds=kinds,
-                                   categories=category, k=k, settings=settings)
+                                   categories=category, k=k, area=region, settings=settings)
         return geojson_bytes(result, ["h3", "count", "z", "p", "gi_bin", "label"],
                              {**params, "method": "Getis-Ord Gi*, binary k-ring weights incl. self, "
                                                    "two-sided p, Benjamini-Hochberg FDR"})
@@ -87,14 +80,14 @@ def hotspots(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
 
 
 @router.get("/hotspots/emerging", response_model=AnyCollection, response_class=GeoJSONResponse, responses=ERRORS,
-            dependencies=[Depends(require("admin", "planner", "police"))],
+            dependencies=[Depends(require("emerging"))],
             summary="Emerging hotspot patterns (ArcGIS Pro classes) over monthly or weekly steps")
 def emerging(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep, start: Start,
              end: End, resolution: AnalysisResolution = 10,
              step: Annotated[Literal["month", "week"], Query(description="Time step")] = "month",
              kind: Kinds = None, category: Categories = None, k: K = 1) -> Response:
     """Every cell with its pattern, hot/cold shares and Mann-Kendall trend."""
-    kinds = _analysis_kinds(principal, kind)
+    kinds = access.analysis_kinds(principal, kind)
     _check_cube_size(conn, start, end, resolution, step, k)
     params = {"start": str(start), "end": str(end), "resolution": resolution, "step": step, "kinds": kinds,
               "categories": category, "k": k}
@@ -109,7 +102,7 @@ def emerging(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
 
 
 @router.get("/coverage", response_model=AnyCollection, response_class=GeoJSONResponse, responses=ERRORS,
-            dependencies=[Depends(require("admin", "planner"))],
+            dependencies=[Depends(require("coverage"))],
             summary="Coverage gap: incidents against outreach contacts per hexagon (planners)")
 def coverage(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep, start: Start,
              end: End, resolution: AnalysisResolution = 9) -> Response:
@@ -126,7 +119,7 @@ def coverage(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
     return _geo(request, conn, principal, "coverage", params, build)
 
 
-@router.get("/impact/{site_id}", responses={**ERRORS, **NOT_FOUND}, dependencies=[Depends(require("admin", "planner", "police"))],
+@router.get("/impact/{site_id}", responses={**ERRORS, **NOT_FOUND}, dependencies=[Depends(require("impact"))],
             summary="Before/after counts around a works site, with WDQ and WDD")
 def impact(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,
            site_id: Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")],
@@ -137,7 +130,7 @@ def impact(request: Request, conn: ConnDep, principal: PrincipalDep, settings: S
     """Counts per area and period, the weighted displacement quotient and difference."""
     from geo_monitor.analysis.impact import works_impact
 
-    kinds = _analysis_kinds(principal, kind) or ["incident"]
+    kinds = access.analysis_kinds(principal, kind) or ["incident"]
     result = works_impact(conn, site_id, before=(before_start, before_end), after=(after_start, after_end),
                           resolution=resolution, ring=ring, kinds=kinds, categories=category, settings=settings)
     table = result.to_frame()

@@ -105,7 +105,7 @@ def _json_records(body: bytes) -> pd.DataFrame:
 
 @router.post("/events", response_model=IngestAnswer, responses={**ERRORS, 413: error("the upload is larger than the limit"),
                         415: error("unsupported content type (named in the body)")},
-             dependencies=[Depends(require("admin"))],
+             dependencies=[Depends(require("events.write"))],
              summary="Ingest events (CSV, GeoJSON, GeoParquet or a JSON list) with the CLI's rules")
 async def post_events(request: Request, principal: PrincipalDep, conn: ConnDep,
                       source: Annotated[str | None, Query(max_length=64, description="Source for rows without one")] = None,

@@ -15,6 +15,7 @@ from api.cache import data_version
 from api.deps import ConnDep, PrincipalDep, SettingsDep, rate_limited, require
 from api.errors import ApiError
 from api.schemas import ERRORS
+from geo_monitor.privacy import access
 from geo_monitor.privacy.tokens import audit
 
 router = APIRouter(prefix="/maps", tags=["maps"])
@@ -30,15 +31,12 @@ def mount_assets(app: FastAPI) -> None:
 def _page(request: Request, key: str, build) -> HTMLResponse:
     """Render once per data version and role scope; maps take a second to build."""
     cache = request.app.state.cache
-    item = cache.get(key)
-    if item is None:
-        item = (maps.render(build(), asset_url=ASSETS).encode(), "text/html")
-        cache.put(key, *item)
+    item = cache.get(key) or cache.put(key, maps.render(build(), asset_url=ASSETS).encode(), "text/html")
     return HTMLResponse(item[0])
 
 
 @router.get("/planner", response_class=HTMLResponse, responses={**ERRORS, **HTML},
-            dependencies=[Depends(require("admin", "planner"))], summary="The planner map (internal)")
+            dependencies=[Depends(require("maps.planner"))], summary="The planner map (internal)")
 def planner_map(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep) -> HTMLResponse:
     """Hexagon counts by month with a slider, Gi* and emerging hotspots, works, reference layers."""
     audit(conn, principal, "maps.planner", {}, 200)
@@ -47,14 +45,14 @@ def planner_map(request: Request, conn: ConnDep, principal: PrincipalDep, settin
 
 
 @router.get("/coordination", response_class=HTMLResponse, responses={**ERRORS, **HTML},
-            dependencies=[Depends(require("admin", "planner", "police", "outreach"))],
+            dependencies=[Depends(require("maps.coordination"))],
             summary="The coordination map: zones, schedules, recent incidents, uncovered hotspots")
 def coordination_map(request: Request, conn: ConnDep, principal: PrincipalDep,
                      settings: SettingsDep) -> HTMLResponse:
     """Zones the caller may see, incidents of the last weeks, hotspots outside every zone."""
     audit(conn, principal, "maps.coordination", {}, 200)
     version = conn.execute("SELECT coalesce(max(changed_at)::text, '') FROM zone_history").fetchone()[0]
-    viewer = None if principal.role in ("admin", "planner") else principal
+    viewer = None if access.sees_all_zones(principal) else principal
     return _page(request, f"map:coordination:{principal.role}:{principal.team}:{data_version(conn)}:{version}",
                  lambda: maps.build_coordination(conn, viewer=viewer, settings=settings))
 

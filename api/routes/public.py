@@ -38,13 +38,13 @@ def releases(request: Request, conn: ConnDep) -> list[dict]:
             summary="One month's published hexagon counts (GeoJSON)")
 def release_month(request: Request, conn: ConnDep, month: MONTH) -> Response:
     """Counts per hexagon and public group, with suppressed cells marked and the method's metadata."""
-    etag = request.app.state.cache.etag(request, "public", data_version(conn))
+    key = request.app.state.cache.key(request, "public", data_version(conn), {})
 
     def build() -> bytes:
         data = published.get_release(conn, month).to_geojson()
         return data if isinstance(data, bytes) else json.dumps(data).encode()
 
-    return cached(request, etag, build)
+    return cached(request, key, build, public=True)
 
 
 @router.get("/rolling/{month}", response_model=AnyCollection, response_class=GeoJSONResponse,
@@ -52,14 +52,14 @@ def release_month(request: Request, conn: ConnDep, month: MONTH) -> Response:
             summary="The 12 months ending with this month, built only from monthly releases")
 def rolling(request: Request, conn: ConnDep, month: MONTH) -> Response:
     """A cell is shown only where all 12 monthly releases showed it."""
-    etag = request.app.state.cache.etag(request, "public", data_version(conn))
+    key = request.app.state.cache.key(request, "public", data_version(conn), {})
 
     def build() -> bytes:
         data = published.rolling_view(conn, month)
         data = data.to_geojson() if hasattr(data, "to_geojson") else data
         return data if isinstance(data, bytes) else json.dumps(data).encode()
 
-    return cached(request, etag, build)
+    return cached(request, key, build, public=True)
 
 
 

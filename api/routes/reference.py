@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from api.cache import cached, data_version
 from api.deps import ConnDep, rate_limited
+from api.errors import ApiError
 from api.schemas import ERRORS, RATE_LIMITED, AnyCollection, GeoJSONResponse
 
 router = APIRouter(tags=["reference"])
@@ -35,7 +36,10 @@ def reference_layer(request: Request, conn: ConnDep,
                     layer: Annotated[Literal["arrondissements", "quartiers", "stations", "lines", "works"],
                                      Path(description="Which layer")]) -> Response:
     """Official open data (Ville de Paris, Île-de-France Mobilités), clipped to the study area."""
-    etag = request.app.state.cache.etag(request, "public", data_version(conn))
+    if request.query_params:  # the layers take none: a query string must not make a new cache entry
+        name = sorted(request.query_params.keys())[0][:40]
+        raise ApiError(400, f"reference layers take no query parameters (got {name!r})", name)
+    key = request.app.state.cache.key(request, "public", data_version(conn), {})
 
     def build() -> bytes:
         cur = conn.execute(LAYERS[layer])
@@ -47,5 +51,5 @@ def reference_layer(request: Request, conn: ConnDep,
             features.append(f'{{"type":"Feature","geometry":{geometry},"properties":{json.dumps(props, default=str)}}}')
         return ('{"type":"FeatureCollection","features":[' + ",".join(features) + "]}").encode()
 
-    return cached(request, etag, build)
+    return cached(request, key, build, public=True)
 

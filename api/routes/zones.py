@@ -34,7 +34,7 @@ from geo_monitor.zones.gaps import zone_gaps
 from geo_monitor.zones.summary import zone_summary
 
 router = APIRouter(prefix="/zones", tags=["zones"])
-MEMBERS = Depends(require("admin", "planner", "police", "outreach"))
+MEMBERS = Depends(require("zones"))
 ZoneId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Zone id")]
 ZoneResolution = Annotated[int, Query(ge=9, le=11, description="H3 resolution of the zone covers (9-11)")]
 IfMatch = Annotated[str | None, Header(description="The zone's ETag, as read (required to edit)")]
@@ -221,6 +221,7 @@ def zones(conn: ConnDep, principal: PrincipalDep,
           include_archived: Annotated[bool, Query(description="Also archived zones")] = False) -> dict[str, Any]:
     """Active zones as GeoJSON (with archived ones when asked)."""
     found = list_zones(conn, principal, include_archived=include_archived)
+    audit(conn, principal, "zones.list", {"include_archived": include_archived, "zones": len(found)}, 200)
     return {"type": "FeatureCollection", "features": [_feature(z) for z in found]}
 
 
@@ -247,6 +248,7 @@ def zone(conn: ConnDep, principal: PrincipalDep, zone_id: ZoneId,
          if_none_match: Annotated[str | None, Header()] = None) -> Response:
     """The zone with its ETag (send it back in If-Match to edit)."""
     found = get_zone(conn, principal, zone_id, at=at)
+    audit(conn, principal, "zones.read", {"zone": zone_id, "at": at}, 200)
     if at is None and if_none_match == found.etag:
         return Response(status_code=304, headers={"ETag": found.etag})
     return _answer(found)
@@ -296,7 +298,9 @@ def archive(conn: ConnDep, principal: PrincipalDep, zone_id: ZoneId, if_match: I
             responses=READ_ERRORS, summary="Every change of a zone: who, when, before and after")
 def history(conn: ConnDep, principal: PrincipalDep, zone_id: ZoneId) -> list[dict[str, Any]]:
     """Oldest first."""
-    return zone_history(conn, principal, zone_id)
+    entries = zone_history(conn, principal, zone_id)
+    audit(conn, principal, "zones.history", {"zone": zone_id}, 200)
+    return entries
 
 
 @router.get("/{zone_id}/summary", response_model=ZoneSummary, response_model_exclude_unset=True,

@@ -264,7 +264,8 @@ def check_alpha_levels(alpha_levels: Sequence[float]) -> tuple[float, ...]:
 def hotspots(conn: psycopg.Connection, *, start: date | str, end: date | str, resolution: int = 10,
              kinds: list[str] | None = None, categories: list[str] | None = None, k: int = 1,
              fdr: bool = True, permutations: int = 0, seed: int | None = None,
-             area: str | dict | None = None, settings: Settings | None = None) -> gpd.GeoDataFrame:
+             area: str | dict | shapely.Geometry | None = None,
+             settings: Settings | None = None) -> gpd.GeoDataFrame:
     """Return Getis-Ord Gi* classes for every study-area cell over one window.
 
     Computed on the whole study grid (an ``area`` only filters the rows returned, so the

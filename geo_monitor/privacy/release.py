@@ -65,14 +65,16 @@ class Layout:
         return [f"outreach|{code}" for code in self.codes.tolist()]
 
 
-def layout(conn: psycopg.Connection, settings: Settings | None = None) -> Layout:
+def layout(conn: psycopg.Connection, settings: Settings | None = None, *, resolution: int | None = None) -> Layout:
     """Return the release layout: the study grid at the release resolution, each cell in one arrondissement.
+
+    ``resolution`` gives the same fixed partition at another resolution (the police outreach tables).
 
     A cell belongs to the study arrondissement holding its centre; a cell whose centre lies
     outside all of them goes to the one it overlaps most (then to the nearest).
     """
     settings = settings or get_settings()
-    resolution = settings.release_resolution
+    resolution = resolution or settings.release_resolution
     if not 7 <= resolution <= 11:
         raise InvalidArgumentError(f"release_resolution must lie between 7 and 11, got {resolution}")
     require_loaded(conn)

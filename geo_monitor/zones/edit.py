@@ -23,6 +23,7 @@ import shapely
 from psycopg.types.json import Jsonb
 
 from geo_monitor.errors import AccessDeniedError, InvalidArgumentError, ZoneConflictError
+from geo_monitor.privacy import access
 from geo_monitor.privacy.tokens import Principal
 from geo_monitor.zones.geometry import ZONE_RESOLUTIONS, prepare_shape, zone_cover
 from geo_monitor.zones.records import (
@@ -67,7 +68,7 @@ def _check_partners(conn: psycopg.Connection, partners: Iterable[str], owner: st
 
 
 def _check_editor(principal: Principal) -> None:
-    if principal.role not in EDITORS:
+    if not access.allows(principal, "zones"):
         raise AccessDeniedError(f"the {principal.role} role may not edit coordination zones")
 
 

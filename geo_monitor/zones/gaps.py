@@ -34,9 +34,10 @@ import shapely.geometry
 from geo_monitor.analysis.hotspots import hotspots
 from geo_monitor.calendar import Window
 from geo_monitor.errors import AccessDeniedError
+from geo_monitor.privacy import access
 from geo_monitor.privacy.tokens import Principal
 from geo_monitor.settings import Settings, get_settings
-from geo_monitor.zones.edit import EDITORS, Zone, can_see, list_zones, team_roles
+from geo_monitor.zones.edit import Zone, can_see, list_zones, team_roles
 from geo_monitor.zones.geometry import ZONE_RESOLUTION, check_zone_resolution
 from geo_monitor.zones.schedule import mask_ranges, slots_mask, uncovered_slots, week_mask
 
@@ -113,7 +114,7 @@ def zone_gaps(conn: psycopg.Connection, *, start: date | str, end: date | str, r
     """
     settings = settings or get_settings()
     check_zone_resolution(resolution)
-    if principal is not None and principal.role not in EDITORS:
+    if principal is not None and not access.allows(principal, "zones"):
         raise AccessDeniedError(f"the {principal.role} role has no access to coordination zones")
     window = Window.of(start, end)
     kinds = kinds or ["incident"]

@@ -20,6 +20,7 @@ import shapely.geometry
 
 from geo_monitor.calendar import PARIS
 from geo_monitor.errors import AccessDeniedError, InvalidArgumentError, NotFoundError
+from geo_monitor.privacy import access
 from geo_monitor.privacy.tokens import Principal
 from geo_monitor.zones.geometry import ZONE_RESOLUTION, check_zone_resolution
 from geo_monitor.zones.schedule import check_team_name, coverage_hours, hours_by_team
@@ -113,16 +114,16 @@ def _row_zone(row: tuple) -> Zone:
 
 def _visibility(principal: Principal | None) -> tuple[str, dict]:
     """Return the SQL condition (and its parameters) of the zones a principal may see."""
-    if principal is None or principal.role in SEE_ALL:
+    if access.sees_all_zones(principal):
         return "TRUE", {}
-    if principal.role not in EDITORS:
+    if not access.allows(principal, "zones"):
         raise AccessDeniedError(f"the {principal.role} role has no access to coordination zones")
     return "(owner_team = %(team)s OR %(team)s = ANY(partner_teams))", {"team": principal.team}
 
 
 def can_see(principal: Principal | None, zone: Zone) -> bool:
     """Return whether a principal may see a zone (None: the library itself, sees everything)."""
-    return principal is None or principal.role in SEE_ALL or principal.team in zone.teams
+    return access.sees_all_zones(principal) or principal.team in zone.teams
 
 
 def load_zone(conn: psycopg.Connection, principal: Principal | None, zone_id: int, *, lock: bool = False) -> Zone:

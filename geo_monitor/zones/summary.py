@@ -21,6 +21,7 @@ from geo_monitor.analysis.counts import category_ids, count_cells, team_sources
 from geo_monitor.analysis.hotspots import hotspots
 from geo_monitor.calendar import Window
 from geo_monitor.errors import InvalidArgumentError
+from geo_monitor.privacy import access
 from geo_monitor.privacy.tokens import Principal
 from geo_monitor.settings import Settings, get_settings
 from geo_monitor.zones.edit import get_zone, zone_cells
@@ -110,13 +111,15 @@ def zone_summary(conn: psycopg.Connection, principal: Principal | None, zone_id:
         "resolution": resolution, "cells": len(cells), "area_m2": round(zone.area_m2, 1),
         "incidents": _counts(conn, "incident", cells, window, previous, resolution, None),
     }
-    role = principal.role if principal else "admin"
-    if role == "outreach":
+    scope = access.outreach_scope(principal)
+    if scope == "team":
         summary["outreach"] = _counts(conn, "outreach", cells, window, previous, resolution,
                                       team_sources(conn, principal.team))
         notes.append(f"outreach: only team {principal.team}'s own records")
-    elif role != "police":  # police never see outreach through a zone: the key is absent
+    elif scope == "all":
         summary["outreach"] = _counts(conn, "outreach", cells, window, previous, resolution, None)
+    # "protected" (police): a zone is a free area and a free window, never a protected table, so the
+    # outreach key is absent (not zeroed); police see outreach only through access.hex_counts.
     hot = hotspots(conn, start=window.start, end=window.end, resolution=resolution, kinds=["incident"],
                    settings=settings)
     hot = hot[hot["cell"].isin(cells) & (hot["gi_bin"] >= HOT_BIN)]
