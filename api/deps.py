@@ -14,8 +14,9 @@ from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import RETRY_AFTER_SECONDS, ApiError
+from api.errors import RETRY_AFTER_SECONDS, TooManyRequests, Unauthenticated
 from api.security import client_address
+from geo_monitor.errors import InvalidArgumentError
 from geo_monitor.privacy import access
 from geo_monitor.privacy.tokens import PUBLIC, Principal, authenticate
 from geo_monitor.settings import Settings
@@ -83,10 +84,10 @@ async def get_principal(request: Request, conn: ConnDep) -> Principal:
         return PUBLIC
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "Authorization must be 'Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthenticated("Authorization must be 'Bearer <token>'")
     principal = await run_in_threadpool(_authenticate, conn, token.strip())
     if principal is None:
-        raise ApiError(401, "unknown, expired or revoked token", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthenticated("unknown, expired or revoked token")
     request.state.principal = principal  # for the audit of a refusal further on
     return principal
 
@@ -100,7 +101,7 @@ def require(surface: str) -> Callable[[Principal], Principal]:
 
     def check(principal: PrincipalDep) -> Principal:
         if principal.token_id is None:
-            raise ApiError(401, "this endpoint needs a token", headers={"WWW-Authenticate": "Bearer"})
+            raise Unauthenticated("this endpoint needs a token")
         access.check(principal, surface)
         return principal
 
@@ -131,11 +132,22 @@ class RateLimiter:
             return (1 - tokens) / self.rate
 
 
+def no_parameters(what: str, why: str = "") -> Callable[[Request], None]:
+    """Return a dependency that refuses any query parameter: ``what`` is a fixed answer, never a custom one."""
+
+    def check(request: Request) -> None:
+        if request.query_params:
+            names = sorted(set(request.query_params.keys()))
+            raise InvalidArgumentError(f"{what} takes no parameters ({', '.join(names)[:100]}){why}", names[0])
+
+    return check
+
+
 def rate_limited(request: Request) -> None:
     """Refuse a public client over its rate with 429 and Retry-After."""
     wait = request.app.state.limiter.take(client_address(request))
     if wait:
-        raise ApiError(429, "too many requests; slow down", headers={"Retry-After": str(max(1, round(wait)))})
+        raise TooManyRequests("too many requests; slow down", wait)
 
 
-__all__ = ["RETRY_AFTER_SECONDS", "ConnDep", "PrincipalDep", "SettingsDep", "rate_limited", "require"]
+__all__ = ["RETRY_AFTER_SECONDS", "ConnDep", "PrincipalDep", "SettingsDep", "no_parameters", "rate_limited", "require"]

@@ -77,10 +77,9 @@ def error(description: str) -> dict:
 
 
 ERRORS = {
-    400: error("a parameter is invalid (named in the body)"),
+    400: error("a parameter is invalid: a wrong type, out of bounds or not allowed (named in the body)"),
     401: error("no token, or an unknown, expired or revoked one"),
     403: error("the role may not see this"),
-    422: error("a parameter has the wrong type (named in the body)"),
     503: error("the database is unavailable (Retry-After)"),
 }
 NOT_FOUND = {404: error("no such object (or not visible to the caller)")}

@@ -53,11 +53,14 @@ class DisclosureError(GeoMonitorError, RuntimeError):
 
 
 class ZoneConflictError(GeoMonitorError, RuntimeError):
-    """An edit was based on an outdated version of the zone, or the zone is archived."""
+    """An edit was based on an outdated version of the zone, or the zone is archived.
 
-    def __init__(self, message: str, current_version: int) -> None:
+    ``etag`` is the entity tag of the zone's current version, to edit from.
+    """
+
+    def __init__(self, message: str, current_version: int, etag: str | None = None) -> None:
         super().__init__(message)
-        self.current_version = current_version
+        self.current_version, self.etag = current_version, etag
 
 
 class MapAssetsError(ConfigurationError):

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from api.deps import ConnDep, PrincipalDep, require
-from api.errors import ApiError
 from api.schemas import ERRORS, NOT_FOUND
+from geo_monitor.errors import InvalidArgumentError
 from geo_monitor.privacy.tokens import audit, create_token, list_tokens, revoke_token
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(require("admin"))])
@@ -89,7 +89,7 @@ def get_audit(request: Request, conn: ConnDep, principal: PrincipalDep, limit: A
     """The newest entries first; page with ``before_id``."""
     maximum = 1000
     if limit > maximum:
-        raise ApiError(400, f"limit {limit} is over the maximum of {maximum}", "limit")
+        raise InvalidArgumentError(f"limit {limit} is over the maximum of {maximum}", "limit")
     cur = conn.execute(
         "SELECT id, at, token_id, role, team, action, params, status FROM audit_log "
         "WHERE (%(b)s::bigint IS NULL OR id < %(b)s) ORDER BY id DESC LIMIT %(n)s",

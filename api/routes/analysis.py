@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from api.cache import cached, data_version
 from api.deps import ConnDep, PrincipalDep, SettingsDep, require
-from api.errors import ApiError
 from api.schemas import ERRORS, NOT_FOUND, AnyCollection, GeoJSONResponse
 from api.slices import Area, Bbox, Categories, End, Kinds, Start
 from geo_monitor.analysis.emerging import emerging as find_emerging
 from geo_monitor.analysis.hotspots import hotspots as find_hotspots
+from geo_monitor.errors import InvalidArgumentError
 from geo_monitor.export import geojson_bytes
 from geo_monitor.grid import study_grid
 from geo_monitor.privacy import access
@@ -35,15 +35,16 @@ def _check_cube_size(conn, start: date, end: date, resolution: int, step: str, k
     steps = ((end.year - start.year) * 12 + end.month - start.month + 1 if step == "month"
              else (end - start).days // 7 + 1)
     if steps > MAX_EMERGING_STEPS:
-        raise ApiError(400, f"the window holds {steps:,} {step}s; at most {MAX_EMERGING_STEPS} steps can be "
-                            "analysed at once: shorten it" + (" or use months" if step == "week" else ""), "end")
+        raise InvalidArgumentError(f"the window holds {steps:,} {step}s; at most {MAX_EMERGING_STEPS} steps can "
+                                   "be analysed at once: shorten it" + (" or use months" if step == "week" else ""),
+                                   "end")
     cells = len(study_grid(conn, resolution))
     terms = steps * cells * (3 * k * (k + 1) + 1)
     if terms > MAX_EMERGING_TERMS:
-        raise ApiError(400, f"{steps:,} {step}s x {cells:,} cells at resolution {resolution} with k={k} is too large "
-                            f"to compute ({terms:,} space-time terms, at most {MAX_EMERGING_TERMS:,}): shorten the "
-                            f"window, or use {'months, ' if step == 'week' else ''}a coarser resolution or a smaller k",
-                       "end")
+        raise InvalidArgumentError(f"{steps:,} {step}s x {cells:,} cells at resolution {resolution} with k={k} is "
+                                   f"too large to compute ({terms:,} space-time terms, at most "
+                                   f"{MAX_EMERGING_TERMS:,}): shorten the window, or use "
+                                   f"{'months, ' if step == 'week' else ''}a coarser resolution or a smaller k", "end")
 
 
 def _geo(request: Request, conn, principal: Principal, action: str, params: dict, build) -> Response:

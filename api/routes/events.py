@@ -15,8 +15,9 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ConnDep, PrincipalDep, require
-from api.errors import ApiError
+from api.errors import PayloadTooLarge, UnsupportedMediaType
 from api.schemas import ERRORS, error
+from geo_monitor.errors import InvalidArgumentError
 from geo_monitor.privacy.tokens import audit
 from geo_monitor.store.ingest import IngestReport, ingest_chunks, ingest_file
 from geo_monitor.store.readers import RECORD
@@ -56,24 +57,26 @@ def _format_of(content_type: str, fmt: str | None) -> str:
     known = {"text/csv": "csv", "application/geo+json": "geojson", "application/json": "json",
              "application/vnd.apache.parquet": "parquet", "application/x-parquet": "parquet"}
     if kind not in known:
-        raise ApiError(415, f"unsupported content type {kind[:60]!r}: send text/csv, application/geo+json, "
-                            "application/json or application/vnd.apache.parquet (or set format=)", "content-type")
+        raise UnsupportedMediaType(f"unsupported content type {kind[:60]!r}: send text/csv, application/geo+json, "
+                                   "application/json or application/vnd.apache.parquet (or set format=)",
+                                   "content-type")
     return known[kind]
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     """Read the body, refusing it with 413 as soon as it passes the limit."""
+    too_large = PayloadTooLarge(f"the upload is larger than {limit:,} bytes; split it into smaller files")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the upload is larger than {limit:,} bytes; split it into smaller files")
+        raise too_large
     parts, size = [], 0
     async for part in request.stream():
         size += len(part)
         if size > limit:
-            raise ApiError(413, f"the upload is larger than {limit:,} bytes; split it into smaller files")
+            raise too_large
         parts.append(part)
     if not size:
-        raise ApiError(400, "the request body is empty", "body")
+        raise InvalidArgumentError("the request body is empty", "body")
     return b"".join(parts)
 
 
@@ -92,12 +95,12 @@ def _json_records(body: bytes) -> pd.DataFrame:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {str(exc)[:120]}", "body") from None
+        raise InvalidArgumentError(f"the body is not valid JSON: {str(exc)[:120]}", "body") from None
     if isinstance(data, dict) and data.get("type") == "FeatureCollection":
         return None  # GeoJSON: read as a file
     records = data.get("events") if isinstance(data, dict) else data
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise ApiError(400, 'expected {"events": [ {kind, category, occurred_at, lon, lat, ...}, ... ]}', "body")
+        raise InvalidArgumentError('expected {"events": [ {kind, category, occurred_at, lon, lat, ...}, ... ]}', "body")
     frame = pd.DataFrame(records, dtype=object)
     frame[RECORD] = np.arange(1, len(frame) + 1)
     return frame

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from api.cache import cached, data_version
 from api.deps import ConnDep, PrincipalDep, SettingsDep, require
-from api.errors import ApiError
 from api.schemas import ERRORS, GeoJSONResponse, HexCollection
 from api.slices import Area, Bbox, Categories, End, Kinds, Limit, Offset, Resolution, Start
+from geo_monitor.errors import InvalidArgumentError
 from geo_monitor.export import geojson_bytes
 from geo_monitor.privacy import access
 from geo_monitor.privacy.tokens import audit
@@ -32,7 +32,7 @@ EXPORT_FILE = {"description": "the file", "content": {
 
 def _check_page(limit: int, settings) -> None:
     if limit > settings.api_max_page:
-        raise ApiError(400, f"limit {limit} is over the maximum of {settings.api_max_page}", "limit")
+        raise InvalidArgumentError(f"limit {limit} is over the maximum of {settings.api_max_page}", "limit")
 
 
 @router.get("/hexagons", response_model=HexCollection, response_class=GeoJSONResponse, responses=ERRORS,

@@ -12,8 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 import maps
 from api.cache import data_version
-from api.deps import ConnDep, PrincipalDep, SettingsDep, rate_limited, require
-from api.errors import ApiError
+from api.deps import ConnDep, PrincipalDep, SettingsDep, no_parameters, rate_limited, require
 from api.schemas import ERRORS
 from geo_monitor.privacy import access
 from geo_monitor.privacy.tokens import audit
@@ -58,9 +57,8 @@ def coordination_map(request: Request, conn: ConnDep, principal: PrincipalDep,
 
 
 @router.get("/public", response_class=HTMLResponse, responses={**ERRORS, **HTML},
-            dependencies=[Depends(rate_limited)], summary="The public map of the latest release")
+            dependencies=[Depends(rate_limited), Depends(no_parameters("the public map"))],
+            summary="The public map of the latest release")
 def public_map(request: Request, conn: ConnDep, settings: SettingsDep) -> HTMLResponse:
     """Only released, protected counts (never events), with how they are protected (FR/EN)."""
-    if request.query_params:
-        raise ApiError(400, "the public map takes no parameters", sorted(request.query_params.keys())[0])
     return _page(request, f"map:public:{data_version(conn)}", lambda: maps.build_public(conn, settings=settings))

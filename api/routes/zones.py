@@ -8,21 +8,19 @@ zone answers 404. Only the owner team edits (a partner or planner gets 403). Edi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ConnDep, PrincipalDep, SettingsDep, require
-from api.errors import ApiError
+from api.errors import PreconditionRequired
 from api.schemas import ERRORS, NOT_FOUND, GeoJSONResponse, Geometry, error
 from api.slices import End, Start
+from geo_monitor.errors import InvalidArgumentError
 from geo_monitor.privacy.tokens import audit
 from geo_monitor.zones.edit import (
     Zone,
-    ZoneConflictError,
     archive_zone,
     create_zone,
     get_zone,
@@ -166,6 +164,11 @@ class ZoneSummary(BaseModel):
     notes: list[str]
 
 
+# What every write answers: the zone as GeoJSON, with its ETag.
+WRITE = {"response_model": ZoneOut, "response_class": GeoJSONResponse, "dependencies": [MEMBERS],
+         "responses": WRITE_ERRORS}
+
+
 def _feature(zone: Zone, notes: list[str] | None = None) -> dict[str, Any]:
     return {**zone.to_feature(), "notes": [*zone.notes, *(notes or [])]}
 
@@ -179,21 +182,14 @@ def _answer(zone: Zone, status: int = 200, notes: list[str] | None = None) -> Re
 def _version(if_match: str | None, zone_id: int) -> int:
     """Return the version an edit is based on, from If-Match."""
     if not if_match:
-        raise ApiError(428, f"send If-Match with the zone's ETag (GET /zones/{zone_id}) to change it", "If-Match")
+        raise PreconditionRequired(f"send If-Match with the zone's ETag (GET /zones/{zone_id}) to change it",
+                                   "If-Match")
     match = _ETAG.fullmatch(if_match)
     if not match:
-        raise ApiError(400, 'If-Match must be the zone\'s ETag, e.g. "zone-5-v3"', "If-Match")
+        raise InvalidArgumentError('If-Match must be the zone\'s ETag, e.g. "zone-5-v3"', "If-Match")
     if match.group(1) and int(match.group(1)) != zone_id:
-        raise ApiError(400, f"If-Match names zone {match.group(1)}, not zone {zone_id}", "If-Match")
+        raise InvalidArgumentError(f"If-Match names zone {match.group(1)}, not zone {zone_id}", "If-Match")
     return int(match.group(2))
-
-
-@contextmanager
-def _conflict_as_409(zone_id: int) -> Iterator[None]:
-    try:
-        yield
-    except ZoneConflictError as exc:
-        raise ApiError(409, str(exc), headers={"ETag": f'"zone-{zone_id}-v{exc.current_version}"'}) from exc
 
 
 def _ignored(properties: BaseModel) -> list[str]:
@@ -225,9 +221,7 @@ def zones(conn: ConnDep, principal: PrincipalDep,
     return {"type": "FeatureCollection", "features": [_feature(z) for z in found]}
 
 
-@router.post("", status_code=201, response_model=ZoneOut, response_class=GeoJSONResponse, dependencies=[MEMBERS],
-             responses=WRITE_ERRORS,
-             summary="Create a zone owned by your team")
+@router.post("", status_code=201, **WRITE, summary="Create a zone owned by your team")
 def create(request: Request, conn: ConnDep, principal: PrincipalDep, body: ZoneIn) -> Response:
     """The polygon is repaired (or refused with the reason) and clipped to the study area; notes say so."""
     props = body.properties
@@ -254,18 +248,14 @@ def zone(conn: ConnDep, principal: PrincipalDep, zone_id: ZoneId,
     return _answer(found)
 
 
-@router.put("/{zone_id}", response_model=ZoneOut, response_class=GeoJSONResponse, dependencies=[MEMBERS],
-            responses=WRITE_ERRORS,
-            summary="Replace a zone your team owns (If-Match required)")
+@router.put("/{zone_id}", **WRITE, summary="Replace a zone your team owns (If-Match required)")
 def replace(conn: ConnDep, principal: PrincipalDep, zone_id: ZoneId, body: ZoneIn,
             if_match: IfMatch = None) -> Response:
     """Geometry, name, partners and schedule all replaced; a new version."""
     return _update(conn, principal, zone_id, body, if_match)
 
 
-@router.patch("/{zone_id}", response_model=ZoneOut, response_class=GeoJSONResponse, dependencies=[MEMBERS],
-              responses=WRITE_ERRORS,
-              summary="Change part of a zone your team owns (If-Match required)")
+@router.patch("/{zone_id}", **WRITE, summary="Change part of a zone your team owns (If-Match required)")
 def patch(conn: ConnDep, principal: PrincipalDep, zone_id: ZoneId, body: ZonePatch,
           if_match: IfMatch = None) -> Response:
     """Only the geometry and properties sent are changed."""
@@ -275,21 +265,18 @@ def patch(conn: ConnDep, principal: PrincipalDep, zone_id: ZoneId, body: ZonePat
 def _update(conn, principal, zone_id: int, body: ZoneIn | ZonePatch, if_match: str | None) -> Response:
     """Apply an edit based on the If-Match version (PUT sends everything, PATCH what changes)."""
     version, props = _version(if_match, zone_id), body.properties
-    with _conflict_as_409(zone_id):
-        zone = update_zone(conn, principal, zone_id, version=version, name=props.name, geometry=body.geometry,
-                           partner_teams=props.partner_teams, schedule=_schedule(props.schedule))
+    zone = update_zone(conn, principal, zone_id, version=version, name=props.name, geometry=body.geometry,
+                       partner_teams=props.partner_teams, schedule=_schedule(props.schedule))
     audit(conn, principal, "zones.update", {"zone": zone_id, "version": zone.version}, 200)
     return _answer(zone, notes=_ignored(props))
 
 
-@router.post("/{zone_id}/archive", response_model=ZoneOut, response_class=GeoJSONResponse, dependencies=[MEMBERS],
-             responses=WRITE_ERRORS,
+@router.post("/{zone_id}/archive", **WRITE,
              summary="Archive a zone your team owns (If-Match required); it keeps its history")
 def archive(conn: ConnDep, principal: PrincipalDep, zone_id: ZoneId, if_match: IfMatch = None) -> Response:
     """The zone leaves the map and the gap report; GET still shows it, archived."""
     version = _version(if_match, zone_id)
-    with _conflict_as_409(zone_id):
-        zone = archive_zone(conn, principal, zone_id, version=version)
+    zone = archive_zone(conn, principal, zone_id, version=version)
     audit(conn, principal, "zones.archive", {"zone": zone_id, "version": zone.version}, 200)
     return _answer(zone)
 

@@ -142,10 +142,12 @@ def _locked_for_edit(conn: psycopg.Connection, principal: Principal, zone_id: in
     if current.owner_team != principal.team:
         raise AccessDeniedError(f"zone {zone_id} belongs to team {current.owner_team}; only its owner edits it")
     if current.archived_at is not None:
-        raise ZoneConflictError(f"zone {zone_id} is archived; it can no longer be changed", current.version)
+        raise ZoneConflictError(f"zone {zone_id} is archived; it can no longer be changed", current.version,
+                                current.etag)
     if isinstance(version, bool) or not isinstance(version, int) or version != current.version:
         raise ZoneConflictError(f"zone {zone_id} was changed since version {version}: it is at version "
-                                f"{current.version}; reload it and apply your edit again", current.version)
+                                f"{current.version}; reload it and apply your edit again", current.version,
+                                current.etag)
     return current
 
 

@@ -117,9 +117,9 @@ def test_revoking_an_unknown_token_is_404(client, headers, token_id) -> None:
 
 
 @pytest.mark.parametrize("token_id", ["0", "-1", "abc", str(2**31), "1e3"])
-def test_revoking_a_malformed_id_is_422(client, headers, token_id) -> None:
+def test_revoking_a_malformed_id_is_400(client, headers, token_id) -> None:
     answer = client.delete(f"/tokens/{token_id}", headers=headers["admin"])
-    assert answer.status_code == 422 and answer.json()["error"]["parameter"] == "token_id"
+    assert answer.status_code == 400 and answer.json()["error"]["parameter"] == "token_id"
 
 
 @pytest.mark.parametrize("body", [{"role": "public", "team": "x"}, {"role": "root", "team": "x"},
@@ -128,7 +128,7 @@ def test_revoking_a_malformed_id_is_422(client, headers, token_id) -> None:
                                   {"role": "planner", "team": "x", "days": 731}, {"team": "x"}])
 def test_token_creation_refuses_bad_fields(client, headers, body) -> None:
     answer = client.post("/tokens", json=body, headers=headers["admin"])
-    assert answer.status_code == 422, answer.text
+    assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["parameter"] in ("role", "team", "days")
 
 
