@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 
 import psycopg
@@ -26,6 +27,12 @@ def connect(settings: Settings | None = None, **kwargs) -> psycopg.Connection:
             f"cannot connect to {_safe_url(settings.database_url)}: {str(exc).strip()}. "
             "Is PostgreSQL running? Set GEO_MONITOR_DATABASE_URL to point elsewhere."
         ) from exc
+
+
+@cache
+def query_text(name: str) -> str:
+    """Return the query kept in ``geo_monitor/sql/<name>.sql`` (read once; values go in as placeholders)."""
+    return (resources.files("geo_monitor") / "sql" / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def _safe_url(url: str) -> str:

@@ -1,6 +1,7 @@
 """What the map builders read from the store: reference layers and default windows.
 
-All SQL of the maps package lives here; values always go in as placeholders.
+All SQL of the maps package lives here, and the reference layers come from the library
+(the API serves the same ones); values always go in as placeholders.
 """
 
 from __future__ import annotations
@@ -10,38 +11,14 @@ from datetime import date, datetime
 import geopandas as gpd
 import pandas as pd
 import psycopg
-import shapely
 
 from geo_monitor.calendar import LOCAL_TZ
+from geo_monitor.store.layers import read_layer
 from maps.layers import ReferenceLayers
 
 MODES = ("METRO", "RER")
 
 _SQL = {
-    "arrondissements": """
-        SELECT a.code, a.number, a.name, ST_AsBinary(a.geom)
-        FROM arrondissements a, study_area s WHERE a.code = ANY(s.codes) ORDER BY a.code""",
-    "quartiers": """
-        SELECT q.code, q.name, ST_AsBinary(q.geom)
-        FROM quartiers q, study_area s WHERE q.arrondissement = ANY(s.codes) ORDER BY q.code""",
-    "stations": """
-        SELECT st.name, string_agg(DISTINCT st.line, ', ' ORDER BY st.line), min(st.mode),
-               ST_AsBinary(ST_Centroid(ST_Collect(st.geom)))
-        FROM stations st, study_area s
-        WHERE st.mode = ANY(%(modes)s) AND ST_DWithin(st.geom, s.geom, 0.002)
-        GROUP BY st.name ORDER BY st.name""",
-    "lines": """
-        SELECT l.line, l.mode, l.colour, ST_AsBinary(ST_Intersection(l.geom, ST_Buffer(s.geom, 0.002)))
-        FROM rail_lines l, study_area s
-        WHERE l.mode = ANY(%(modes)s) AND ST_DWithin(l.geom, s.geom, 0.002)""",
-    "works": f"""
-        SELECT w.id, w.purpose, w.street, (w.starts_at AT TIME ZONE '{LOCAL_TZ}')::date,
-               (w.ends_at AT TIME ZONE '{LOCAL_TZ}')::date, ST_AsBinary(w.geom)
-        FROM works_sites w, study_area s
-        WHERE ST_Intersects(w.geom, s.geom)
-          AND (%(end)s::date IS NULL OR w.starts_at IS NULL OR w.starts_at < %(end)s::date)
-          AND (%(start)s::date IS NULL OR w.ends_at IS NULL OR w.ends_at >= %(start)s::date)
-        ORDER BY w.id""",
     "last_event": f"""
         SELECT max(e.occurred_at AT TIME ZONE '{LOCAL_TZ}')::date FROM events e JOIN kinds k ON k.id = e.kind_id
         WHERE k.name = ANY(%(kinds)s)""",
@@ -51,32 +28,41 @@ _SQL = {
 }
 
 
-def _frame(conn: psycopg.Connection, query: str, columns: list[str], params: dict | None = None) -> gpd.GeoDataFrame:
-    rows = conn.execute(_SQL[query], params or {}).fetchall()
-    table = pd.DataFrame([r[:-1] for r in rows], columns=columns)
-    geometry = shapely.from_wkb([bytes(r[-1]) for r in rows]) if rows else []
-    return gpd.GeoDataFrame(table, geometry=list(geometry), crs="EPSG:4326")
+def _local_days(values: pd.Series) -> list[str | None]:
+    """Return timestamps as Paris days in ISO form (``None`` for a missing one)."""
+    stamps = pd.to_datetime(values, utc=True).dt.tz_convert(LOCAL_TZ)
+    return [None if pd.isna(t) else t.date().isoformat() for t in stamps]
+
+
+def _one_per_station(stations: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return one point per station name: its lines joined, its first mode, the centre of its entrances."""
+    if stations.empty:
+        return gpd.GeoDataFrame({"name": [], "lines": [], "mode": []}, geometry=[], crs="EPSG:4326")
+    frame = stations.assign(x=stations.geometry.x, y=stations.geometry.y)
+    grouped = frame.groupby("name", sort=True).agg(
+        lines=("line", lambda lines: ", ".join(sorted(set(lines)))), mode=("mode", "min"), x=("x", "mean"),
+        y=("y", "mean")).reset_index()
+    return gpd.GeoDataFrame(grouped[["name", "lines", "mode"]], geometry=gpd.points_from_xy(grouped.x, grouped.y),
+                            crs="EPSG:4326")
 
 
 def reference_layers(conn: psycopg.Connection, *, start: date | None = None, end: date | None = None,
                      modes: tuple[str, ...] = MODES) -> ReferenceLayers:
     """Return the study area's reference layers; works sites only when active in [start, end)."""
-    params = {"modes": list(modes), "start": start, "end": end}
-    works = _frame(conn, "works", ["id", "purpose", "street", "starts", "ends"], params)
-    for column in ("starts", "ends"):
-        works[column] = [d.isoformat() if isinstance(d, date) else None for d in works[column]]
+    works = read_layer(conn, "works", start=start, end=end)
+    works = works.assign(starts=_local_days(works["starts_at"]), ends=_local_days(works["ends_at"]))
     return ReferenceLayers(
         arrondissements=arrondissements(conn),
-        quartiers=_frame(conn, "quartiers", ["code", "name"]),
-        stations=_frame(conn, "stations", ["name", "lines", "mode"], params),
-        lines=_frame(conn, "lines", ["line", "mode", "colour"], params),
-        works=works,
+        quartiers=read_layer(conn, "quartiers")[["code", "name", "geometry"]],
+        stations=_one_per_station(read_layer(conn, "stations", modes=modes)),
+        lines=read_layer(conn, "lines", modes=modes)[["line", "mode", "colour", "geometry"]],
+        works=works[["id", "purpose", "street", "starts", "ends", "geometry"]],
     )
 
 
 def arrondissements(conn: psycopg.Connection) -> gpd.GeoDataFrame:
     """Return the study area's arrondissements (code, number, name, geometry)."""
-    return _frame(conn, "arrondissements", ["code", "number", "name"])
+    return read_layer(conn, "arrondissements")
 
 
 def last_event_day(conn: psycopg.Connection, kinds: list[str]) -> date | None:
