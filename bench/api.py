@@ -58,17 +58,13 @@ from urllib.parse import urlencode
 
 import httpx
 import numpy as np
-from common import database_url, say, stored_events  # noqa: E402 (bench/ is the script's folder)
+from common import bench_settings, fill, say  # noqa: E402 (bench/ is the script's folder)
 
 from geo_monitor import db
 from geo_monitor.privacy.tokens import create_token
 from geo_monitor.settings import Settings
-from geo_monitor.store import reference
-from geo_monitor.store.ingest import ingest_file
-from geo_monitor.store.sample import generate_sample
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 QUERY = {"start": "2020-03-01", "end": "2020-04-01", "resolution": 9}
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 100.0
@@ -98,39 +94,6 @@ app = Starlette(routes=[Route("/memory", memory), Mount("/file", StaticFiles(dir
 
 
 # --- the database ------------------------------------------------------------------------------
-
-
-
-def make_settings(url: str) -> Settings:
-    refs = Path(os.environ.get("GEO_MONITOR_REFERENCE_DIR") or REPO.parent / "shared" / "data")
-    return Settings(database_url=url, reference_dir=refs)
-
-
-
-
-def prepare(settings: Settings, n: int, reuse: bool) -> int:
-    """Create, migrate and fill the database (or reuse it); return the stored events."""
-    if reuse and (have := stored_events(settings.database_url)):
-        say(f"reusing {have:,} events already stored")
-        db.up(settings)  # migrations another branch may have added
-        return have
-    say("db up + reference layers")
-    db.up(settings)
-    with db.connect(settings) as conn:
-        reference.load_reference(conn, settings)
-        conn.commit()
-    with tempfile.TemporaryDirectory(prefix="geo_monitor_bencha_") as work:
-        path = Path(work) / f"sample-{n}.parquet"
-        say(f"generating {n:,} synthetic events")
-        generate_sample(path, n, settings=settings)
-        say("ingesting")
-        with db.connect(settings) as conn:
-            report = ingest_file(conn, path, settings=settings)
-        say(f"  {report.accepted:,} events in {report.seconds:.1f} s")
-    with db.connect(settings, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE events")
-        conn.execute("VACUUM ANALYZE rollup_monthly")
-    return report.accepted
 
 
 def category_names(settings: Settings) -> list[str]:
@@ -404,15 +367,14 @@ def main() -> int:
     parser.add_argument("--reuse-db", metavar="NAME", help="use this database (kept); fill it only if it has no events")
     args = parser.parse_args()
 
-    server = os.environ.get("GEO_MONITOR_BENCH_SERVER", DEFAULT_SERVER)
     dbname = args.reuse_db or f"geo_monitor_bencha_{os.getpid()}"
-    settings = make_settings(database_url(server, dbname))
+    settings = bench_settings(dbname)
     keep = args.keep_db or bool(args.reuse_db)
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="geo_monitor_bencha_"))
     (work / "static_app.py").write_text(STATIC_APP)
     try:
-        events = prepare(settings, args.events, reuse=bool(args.reuse_db))
+        events, _ = fill(settings, args.events, reuse=bool(args.reuse_db))
         with db.connect(settings) as conn:
             token = create_token(conn, role="planner", team="bench-api", days=1, description="bench/api.py")[1]
         categories = category_names(settings)

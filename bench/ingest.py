@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import psycopg
-from common import code_revision, database_url, finish, say  # noqa: E402 (bench/ is the script's folder)
+from common import code_revision, finish, say  # noqa: E402 (bench/ is the script's folder)
 
 from geo_monitor import db
 from geo_monitor.settings import Settings
@@ -309,7 +309,7 @@ def main() -> int:
     repeat = max(1, args.repeat)
     server = os.environ.get("GEO_MONITOR_BENCH_SERVER") or DEFAULT_SERVER
     dbname = f"geo_monitor_bench_{os.getpid()}"
-    url = database_url(server, dbname)
+    url = db.database_url(server, dbname)
     settings = make_settings(url)
     baseline_n = min(args.baseline_events or n, n)
     big_n = min(5 * n, MAX_EVENTS)

@@ -39,14 +39,13 @@ sys.modules.pop("maps", None)
 import argparse
 import os
 import statistics
-import tempfile
 import time
 from datetime import date
 
 import folium
 import geopandas as gpd
 import psycopg
-from common import database_url, say, stored_events  # noqa: E402 (bench/ is the script's folder)
+from common import bench_settings, fill, say  # noqa: E402 (bench/ is the script's folder)
 from folium.plugins import TimestampedGeoJson
 
 from geo_monitor import db, hexagons
@@ -55,41 +54,13 @@ from geo_monitor.analysis.cubes import step_cube
 from geo_monitor.calendar import Window
 from geo_monitor.grid import ensure_population, study_grid
 from geo_monitor.settings import Settings
-from geo_monitor.store import reference
-from geo_monitor.store.ingest import ingest_file
-from geo_monitor.store.sample import generate_sample
 from geo_monitor.store.vocabulary import public_groups
 from maps import StepCounts, build_planner, planner_map, public_map, render
 from maps.data import arrondissements
 from maps.styles import fixed_scale
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 START, END = date(2019, 1, 1), date(2022, 1, 1)
 TARGET_S, TARGET_MB, TARGET_PUBLIC_MB = 3.0, 5.0, 1.0
-
-
-
-
-
-
-
-
-def prepare(settings: Settings, n: int, reuse: bool) -> int:
-    if reuse and (have := stored_events(settings.database_url)):
-        say(f"reusing {have:,} events already stored")
-        return have
-    say("db up + reference layers")
-    db.up(settings)
-    with db.connect(settings) as conn:
-        reference.load_reference(conn, settings)
-    with tempfile.TemporaryDirectory(prefix="geo_monitor_benchm_") as work:
-        path = Path(work) / "sample.parquet"
-        say(f"generating and ingesting {n:,} synthetic events")
-        generate_sample(path, n, settings=settings)
-        with db.connect(settings) as conn:
-            report = ingest_file(conn, path, settings=settings)
-    return report.accepted
 
 
 def timed(repeat: int, function, *args, **kwargs) -> tuple[float, object]:
@@ -166,12 +137,10 @@ def main() -> None:
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--reuse-db")
     args = parser.parse_args()
-    server = os.environ.get("GEO_MONITOR_BENCH_SERVER", DEFAULT_SERVER)
     name = args.reuse_db or f"geo_monitor_benchm_{os.getpid()}"
-    refs = Path(os.environ.get("GEO_MONITOR_REFERENCE_DIR") or REPO.parent / "shared" / "data")
-    settings = Settings(database_url=database_url(server, name), reference_dir=refs)
+    settings = bench_settings(name)
     try:
-        events = prepare(settings, args.events, reuse=args.reuse_db is not None)
+        events, _ = fill(settings, args.events, reuse=args.reuse_db is not None)
         report(settings, events, args)
     finally:
         if not (args.keep_db or args.reuse_db):

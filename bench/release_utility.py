@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from common import database_url, finish, say  # noqa: E402 (bench/ is the script's folder)
+from common import finish, say  # noqa: E402 (bench/ is the script's folder)
 
 from geo_monitor import db
 from geo_monitor.privacy import noise
@@ -164,7 +164,7 @@ def main() -> int:
     args = parser.parse_args()
     server = os.environ.get("GEO_MONITOR_BENCH_SERVER") or DEFAULT_SERVER
     dbname = f"geo_monitor_benchr_{os.getpid()}"
-    url = database_url(server, dbname)
+    url = db.database_url(server, dbname)
     settings = Settings(database_url=url, reference_dir=reference_dir())
     workdir = Path(tempfile.mkdtemp(prefix="geo_monitor_benchr_"))
     csv_path = workdir / f"sample-{args.events}.csv"

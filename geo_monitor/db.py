@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
@@ -27,6 +28,13 @@ def connect(settings: Settings | None = None, **kwargs) -> psycopg.Connection:
             f"cannot connect to {_safe_url(settings.database_url)}: {str(exc).strip()}. "
             "Is PostgreSQL running? Set GEO_MONITOR_DATABASE_URL to point elsewhere."
         ) from exc
+
+
+def database_url(server: str, dbname: str) -> str:
+    """Return a connection string (URL or key=value conninfo) pointed at database ``dbname``."""
+    if "://" in server:
+        return urlsplit(server)._replace(path=f"/{dbname}").geturl()
+    return make_conninfo(server, dbname=dbname)
 
 
 @cache

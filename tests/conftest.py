@@ -12,7 +12,6 @@ import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -39,13 +38,6 @@ def _reference_dir() -> Path:
 def new_database_name() -> str:
     """Return a database name no other test session uses: ``geo_monitor_test_<pid>_<random>``."""
     return f"geo_monitor_test_{os.getpid()}_{secrets.token_hex(4)}"
-
-
-def database_url(server: str, dbname: str) -> str:
-    """Return ``server`` pointed at database ``dbname`` (URL or key=value conninfo)."""
-    if "://" in server:
-        return urlsplit(server)._replace(path=f"/{dbname}").geturl()
-    return make_conninfo(server, dbname=dbname)
 
 
 def _without_password(url: str) -> str:
@@ -78,7 +70,7 @@ def make_settings(dbname: str, cache_dir: Path, **overrides: object) -> Settings
     """Return test settings for database ``dbname`` on the test server (nothing is created)."""
     values: dict[str, object] = {
         "environment": "test",
-        "database_url": database_url(server_url(), dbname),
+        "database_url": db.database_url(server_url(), dbname),
         "reference_dir": _reference_dir(),
         "cache_dir": cache_dir,
     }
@@ -123,6 +115,13 @@ def conn(settings: Settings) -> Iterator[psycopg.Connection]:
         yield connection
     finally:
         connection.close()
+
+
+@pytest.fixture(scope="module")
+def mconn(loaded_db: Settings) -> Iterator[psycopg.Connection]:
+    """One autocommit connection to the loaded session database for the whole module (each write commits)."""
+    with db.connect(loaded_db, autocommit=True) as connection:
+        yield connection
 
 
 @pytest.fixture

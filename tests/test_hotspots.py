@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import esda
 import h3
 import libpysal
@@ -405,23 +403,3 @@ def test_emerging_bad_arguments(cube: np.ndarray, options: dict[str, object], me
     with pytest.raises(InvalidArgumentError, match=message):
         emerging_hotspots(disk_cells(METHODS_CENTRE, 2), cube, **options)
 
-
-# --- timing (printed, not asserted) ----------------------------------------------------------
-
-
-def test_timing(capsys: pytest.CaptureFixture[str]) -> None:
-    rng = np.random.default_rng(0)
-    cells = paris_grid(11, 63)  # 12,097 cells (~ the res-11 grid of the study area)
-    started = time.perf_counter()
-    gi_star(cells, rng.poisson(0.3, cells.size))
-    gi_seconds = time.perf_counter() - started
-    cells10 = paris_grid(10, 24)[:1732]  # the res-10 grid's size
-    cube = rng.poisson(0.5, (36, cells10.size))
-    started = time.perf_counter()
-    emerging_hotspots(cells10, cube)
-    emerging_seconds = time.perf_counter() - started
-    with capsys.disabled():
-        print(
-            f"\n[timing] gi_star {cells.size} cells k=1: {gi_seconds:.3f} s; "
-            f"emerging_hotspots {cells10.size} cells x 36 steps: {emerging_seconds:.3f} s"
-        )
