@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date, timedelta
 from functools import cache
 
@@ -22,17 +21,15 @@ import pandas as pd
 import psycopg
 import pytest
 import shapely
+from builders import ingest_sample
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from geo_monitor import db
 from geo_monitor.analysis.counts import count_cells, hex_counts
 from geo_monitor.errors import InvalidArgumentError
 from geo_monitor.grid import study_grid
 from geo_monitor.settings import Settings
-from geo_monitor.store.ingest import ingest_file
-from geo_monitor.store.sample import generate_sample
 
 SOURCE = "test_aggregates"
 N_EVENTS = 20_000
@@ -54,25 +51,14 @@ AREAS = [None, "arrondissement:75118", "quartier:7511803", "quartier:7511901", "
 @pytest.fixture(scope="module")
 def sample_db(loaded_db: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The session database with a 20,000-event sample ingested under this module's source."""
-    path = tmp_path_factory.mktemp("aggregates") / "sample.csv"
-    generate_sample(path, N_EVENTS, seed=SEED, settings=loaded_db)
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    frame["source"] = SOURCE  # other modules may ingest the same generator's ids
-    frame.to_csv(path, index=False)
-    with db.connect(loaded_db) as conn:
-        report = ingest_file(conn, path, settings=loaded_db)
-    assert report.accepted >= 0.95 * N_EVENTS, report.summary()
+    ingest_sample(loaded_db, tmp_path_factory.mktemp("aggregates"), N_EVENTS, seed=SEED, source=SOURCE)
     return loaded_db
 
 
 @pytest.fixture(scope="module")
-def mconn(sample_db: Settings) -> Iterator[psycopg.Connection]:
-    """One autocommit connection for the module (hypothesis re-runs a test body many times)."""
-    connection = db.connect(sample_db, autocommit=True)
-    try:
-        yield connection
-    finally:
-        connection.close()
+def mconn(sample_db: Settings, mconn: psycopg.Connection) -> psycopg.Connection:
+    """The module's autocommit connection, once the sample is in (hypothesis re-runs a test body many times)."""
+    return mconn
 
 
 # --- brute force -----------------------------------------------------------------------------

@@ -11,19 +11,18 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import psycopg
 import pytest
 import shapely
-from builders import ingest_all
+from builders import in_month, ingest_all, records_in_cells
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from geo_monitor import db, hexagons
+from geo_monitor import hexagons
 from geo_monitor.privacy import disclosure, noise
 from geo_monitor.privacy.release import Layout, create_release, layout, protect_month
 from geo_monitor.privacy.releases import Release, get_release, rolling_view
@@ -91,24 +90,12 @@ def truth(counts: Counter, frame: Layout) -> dict[tuple, int]:
 
 
 def plant(conn: psycopg.Connection, settings: Settings, frame: Layout, months: dict[str, Counter]) -> pd.DataFrame:
-    lat, lng = hexagons.cells_to_latlng(frame.cells)
-    rows = []
-    for month, counts in months.items():
-        for (group, i), n in counts.items():
-            kind, category = CATEGORY[group]
-            rows += [{"kind": kind, "category": category, "lon": repr(float(lng[i])), "lat": repr(float(lat[i])),
-                      "occurred_at": f"{month}-{1 + j % 28:02d}T{j % 24:02d}:00:00+01:00",
-                      "external_id": f"attack-{month}-{group}-{i}-{j}"} for j in range(n)]
-    return ingest_all(conn, settings, rows, "test_attacks")
-
-
-@pytest.fixture(scope="module")
-def mconn(loaded_db: Settings) -> Iterator[psycopg.Connection]:
-    connection = db.connect(loaded_db, autocommit=True)
-    try:
-        yield connection
-    finally:
-        connection.close()
+    rows = [(frame.cells[i], *CATEGORY[group], at, f"attack-{month}-{group}-{i}-{j}")
+            for month, counts in months.items() for (group, i), n in counts.items()
+            for j, at in enumerate(in_month(month, n))]
+    cells, kinds, categories, times, ids = zip(*rows, strict=True)
+    records = records_in_cells(cells, kind=kinds, category=categories, occurred_at=times, ids=ids)
+    return ingest_all(conn, settings, records, "test_attacks")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import numpy as np
 import psycopg
 import pytest
 import shapely
-from builders import ingest_all
+from builders import ingest_all, records_in_cells
 
 from geo_monitor import hexagons
 from geo_monitor.analysis.coverage import STATUSES, coverage_gap
@@ -34,14 +34,13 @@ def inner_cells(conn: psycopg.Connection, resolution: int) -> np.ndarray:
 
 def plant(conn: psycopg.Connection, settings: Settings, source: str, counts: dict[int, tuple[int, int]]) -> None:
     """Ingest, per cell, (incidents, outreach contacts) at its centre on March days of 2006."""
-    rows = []
-    for cell, (incidents, contacts) in counts.items():
-        lat, lng = hexagons.cells_to_latlng(np.array([cell], dtype=np.int64))
-        for kind, category, n in (("incident", "drug_litter", incidents), ("outreach", "contact", contacts)):
-            rows += [{"kind": kind, "category": category, "occurred_at": f"2006-03-{1 + i:02d}T12:00:00+01:00",
-                      "lon": str(lng[0]), "lat": str(lat[0]), "source": source,
-                      "external_id": f"{cell}-{kind}-{i}"} for i in range(n)]
-    ingest_all(conn, settings, rows, source)
+    rows = [(cell, kind, category, f"2006-03-{1 + i:02d}T12:00:00+01:00", f"{cell}-{kind}-{i}")
+            for cell, (incidents, contacts) in counts.items()
+            for kind, category, n in (("incident", "drug_litter", incidents), ("outreach", "contact", contacts))
+            for i in range(n)]
+    cells, kinds, categories, times, ids = zip(*rows, strict=True)
+    ingest_all(conn, settings, records_in_cells(cells, kind=kinds, category=categories, occurred_at=times, ids=ids,
+                                                source=source), source)
 
 
 def test_coverage_gap_planted(loaded_db: Settings, conn: psycopg.Connection, request: pytest.FixtureRequest) -> None:

@@ -12,11 +12,10 @@ import re
 from datetime import date, timedelta
 
 import numpy as np
-import pandas as pd
 import psycopg
 import pytest
 import shapely
-from builders import ingest_all
+from builders import ingest_all, records_in_cells
 
 from geo_monitor import hexagons
 from geo_monitor.analysis.impact import MIN_COUNT, e_test, wdd, wdq, works_impact
@@ -144,11 +143,9 @@ def source_name(request: pytest.FixtureRequest) -> str:
 
 def plant(conn: psycopg.Connection, settings: Settings, source: str, events: list[tuple[int, str, str, str]]) -> None:
     """Ingest (cell, category, kind, occurred_at) events at their cells' centres."""
-    lat, lng = hexagons.cells_to_latlng(np.array([e[0] for e in events], dtype=np.int64))
-    frame = pd.DataFrame({"kind": [e[2] for e in events], "category": [e[1] for e in events],
-                          "occurred_at": [e[3] for e in events], "lon": lng.astype(str), "lat": lat.astype(str),
-                          "source": source, "external_id": [f"e{i}" for i in range(len(events))]})
-    ingest_all(conn, settings, frame, source)
+    cells, categories, kinds, times = zip(*events, strict=True)
+    ingest_all(conn, settings, records_in_cells(cells, kind=kinds, category=categories, occurred_at=times,
+                                                ids=[f"e{i}" for i in range(len(events))], source=source), source)
 
 
 def spread(cell: int, n: int, window: Window, category: str = "aggression", kind: str = "incident") -> list:

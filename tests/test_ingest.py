@@ -397,38 +397,30 @@ def test_malformed_csv_gives_one_error_and_writes_nothing(
     assert not path.with_name("broken.rejects.csv").exists()
 
 
-def _short_malformed_csv(tmp_path: Path) -> tuple[Path, float, float]:
+@pytest.fixture
+def malformed_csv_error(db_conn: psycopg.Connection, loaded_db: Settings, tmp_path: Path,
+                        request: pytest.FixtureRequest) -> tuple[str, float, float]:
+    """The error a CSV whose second record has an extra (personal) field raises; and that record's place."""
     lon, lat = STATIONS["laumiere"][:2]
     path = tmp_path / "short.csv"
     path.write_text("kind,category,occurred_at,lon,lat\n"
                     f"incident,dealing,{WHEN},{lon},{lat}\n"
                     f"incident,dealing,{WHEN},{lon},{lat},Jean Dupontel\n", encoding="utf-8")
-    return path, lon, lat
-
-
-def test_malformed_csv_error_does_not_repeat_the_row(
-    db_conn: psycopg.Connection, loaded_db: Settings, tmp_path: Path, request: pytest.FixtureRequest,
-) -> None:
-    path, lon, lat = _short_malformed_csv(tmp_path)
-
     with pytest.raises(InputFileError) as error:
         ingest(db_conn, loaded_db, path, source_name(request))
+    return str(error.value), lon, lat  # the message the CLI prints and the API logs
 
-    message = str(error.value)  # printed by the CLI, logged by the API
+
+def test_malformed_csv_error_does_not_repeat_the_row(malformed_csv_error: tuple[str, float, float]) -> None:
+    message, lon, lat = malformed_csv_error
     assert "Dupontel" not in message  # the extra field may be personal data
     assert str(lon) not in message and str(lat) not in message
 
 
-def test_malformed_csv_error_names_the_row(
-    db_conn: psycopg.Connection, loaded_db: Settings, tmp_path: Path, request: pytest.FixtureRequest,
-) -> None:
-    path, _, _ = _short_malformed_csv(tmp_path)
-
-    with pytest.raises(InputFileError) as error:
-        ingest(db_conn, loaded_db, path, source_name(request))
-
+def test_malformed_csv_error_names_the_row(malformed_csv_error: tuple[str, float, float]) -> None:
+    message = malformed_csv_error[0]
     # Record 2 is line 3 of the file; either way of counting names it.
-    assert re.search(r"\b(row|record|line)\s*#?\s*[23]\b", str(error.value)), str(error.value)
+    assert re.search(r"\b(row|record|line)\s*#?\s*[23]\b", message), message
 
 
 @pytest.mark.parametrize("fmt", ["csv", "geojson"])

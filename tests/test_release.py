@@ -7,7 +7,6 @@ other years, and the privacy ledger is per data month, so nothing else interfere
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date
 
 import numpy as np
@@ -15,7 +14,7 @@ import pandas as pd
 import psycopg
 import pytest
 import shapely
-from builders import ingest_all
+from builders import in_month, ingest_all, records_in_cells
 
 from geo_monitor import db, hexagons
 from geo_monitor.calendar import parse_month
@@ -40,23 +39,11 @@ def inner_cells(conn: psycopg.Connection, settings: Settings) -> np.ndarray:
 def plant(conn: psycopg.Connection, settings: Settings, source: str, month: str,
           counts: dict[tuple[str, int], int]) -> pd.DataFrame:
     """Ingest ``n`` events of group ``g`` at the centre of cell ``c`` for each ((g, c), n), spread over the month."""
-    rows = []
-    for (group, cell), n in counts.items():
-        kind, category = CATEGORY[group]
-        lat, lng = hexagons.cells_to_latlng(np.array([cell], dtype=np.int64))
-        rows += [{"kind": kind, "category": category, "occurred_at": f"{month}-{1 + i % 28:02d}T{i % 24:02d}:00:00+01:00",
-                  "lon": repr(float(lng[0])), "lat": repr(float(lat[0])), "external_id": f"{source}-{group}-{cell}-{i}"}
-                 for i in range(n)]
-    return ingest_all(conn, settings, rows, source)
-
-
-@pytest.fixture(scope="module")
-def mconn(loaded_db: Settings) -> Iterator[psycopg.Connection]:
-    connection = db.connect(loaded_db, autocommit=True)
-    try:
-        yield connection
-    finally:
-        connection.close()
+    rows = [(cell, *CATEGORY[group], at, f"{source}-{group}-{cell}-{i}")
+            for (group, cell), n in counts.items() for i, at in enumerate(in_month(month, n))]
+    cells, kinds, categories, times, ids = zip(*rows, strict=True)
+    records = records_in_cells(cells, kind=kinds, category=categories, occurred_at=times, ids=ids)
+    return ingest_all(conn, settings, records, source)
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+from builders import ingest_sample
 
 from geo_monitor import db
 from geo_monitor.analysis.counts import hex_counts
 from geo_monitor.settings import Settings
 from geo_monitor.store import rollups
-from geo_monitor.store.ingest import ingest_chunks, ingest_file
-from geo_monitor.store.sample import generate_sample
+from geo_monitor.store.ingest import ingest_chunks
 
 SOURCE = "test_rollups"
 N_EVENTS = 5_000
@@ -38,14 +38,7 @@ GAMBETTA = (2.3969128, 48.8649781)
 @pytest.fixture(scope="module")
 def rollup_db(loaded_db: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The session database with a 5,000-event sample ingested under this module's source."""
-    path = tmp_path_factory.mktemp("rollups") / "sample.csv"
-    generate_sample(path, N_EVENTS, seed=SEED, settings=loaded_db)
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    frame["source"] = SOURCE
-    frame.to_csv(path, index=False)
-    with db.connect(loaded_db) as conn:
-        report = ingest_file(conn, path, settings=loaded_db)
-    assert report.accepted >= 0.95 * N_EVENTS, report.summary()
+    ingest_sample(loaded_db, tmp_path_factory.mktemp("rollups"), N_EVENTS, seed=SEED, source=SOURCE)
     return loaded_db
 
 

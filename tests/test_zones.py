@@ -21,16 +21,14 @@ import psycopg
 import pytest
 import shapely
 import shapely.geometry
-from builders import ingest_all
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from builders import fine_centre, ingest_frame, make_tokens, own_database, records_at
 
 from geo_monitor import db
 from geo_monitor.analysis.counts import hex_counts
 from geo_monitor.analysis.hotspots import hotspots
 from geo_monitor.errors import AccessDeniedError, InvalidArgumentError, NotFoundError
-from geo_monitor.privacy.tokens import Principal, create_token
+from geo_monitor.privacy.tokens import Principal
 from geo_monitor.settings import Settings
-from geo_monitor.store import reference
 from geo_monitor.zones.edit import (
     ZoneConflictError,
     archive_zone,
@@ -65,27 +63,15 @@ BOX = shapely.box(2.366, 48.880, 2.374, 48.886)
 @pytest.fixture(scope="module")
 def zdb(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A database of this module's own (migrated, reference layers loaded), dropped at the end."""
-    name = conninfo_to_dict(settings.database_url)["dbname"] + "_zones"
-    own = settings.model_copy(update={"database_url": make_conninfo(settings.database_url, dbname=name),
-                                      "cache_dir": tmp_path_factory.mktemp("zones-cache")})
-    try:
-        db.up(own)
-        with db.connect(own) as conn:
-            reference.load_reference(conn, own)
+    with own_database(settings, "zones", tmp_path_factory.mktemp("zones-cache")) as own:
         yield own
-    finally:
-        db.drop_database(own)
 
 
 @pytest.fixture(scope="module")
 def who(zdb: Settings) -> dict[str, Principal]:
     """A principal per team, each with a real token (a team is known once it has one)."""
-    found = {}
-    with db.connect(zdb) as conn:
-        for team, role in TEAMS.items():
-            token_id, _ = create_token(conn, role=role, team=team, description="zone tests")
-            found[team] = Principal(role=role, team=team, token_id=token_id)
-    return found
+    made = make_tokens(zdb, {team: (role, team) for team, role in TEAMS.items()}, description="zone tests")
+    return {team: Principal(role=role, team=team, token_id=made[team][0]) for team, role in TEAMS.items()}
 
 
 @pytest.fixture
@@ -101,28 +87,6 @@ def poly(geometry: shapely.Geometry) -> dict:
 
 
 POLICE_WEEKDAYS = [{"day": d, "start": "08:00", "end": "20:00", "team": "brigade-19"} for d in range(5)]
-
-
-def events_frame(points: list[tuple[float, float]], *, kind: str, category: str, day: str, source: str,
-                 prefix: str) -> pd.DataFrame:
-    """Canonical records at the given (lon, lat) points."""
-    frame = pd.DataFrame({"kind": kind, "category": category, "occurred_at": f"{day}T12:00:00+01:00",
-                          "lon": [str(p[0]) for p in points], "lat": [str(p[1]) for p in points],
-                          "source": source, "external_id": [f"{prefix}-{i}" for i in range(len(points))]})
-    frame["_record"] = np.arange(1, len(frame) + 1)
-    return frame
-
-
-def ingest(zdb: Settings, frame: pd.DataFrame, team: str | None = None) -> None:
-    """Ingest planted events and check that all were accepted."""
-    with db.connect(zdb) as conn:
-        ingest_all(conn, zdb, frame, frame["source"].iloc[0], team=team)
-
-
-def fine_centre(lon: float, lat: float) -> tuple[float, float]:
-    """The centre of the resolution-11 cell of a point (where ingest stores it)."""
-    lat11, lon11 = h3.cell_to_latlng(h3.latlng_to_cell(lat, lon, 11))
-    return lon11, lat11
 
 
 # --- schedules (pure) ------------------------------------------------------------------------
@@ -416,15 +380,15 @@ def summary_case(zdb: Settings, who: dict) -> dict:
     def points(n: int) -> list[tuple[float, float]]:
         return [fine_centre(x, y) for x, y in zip(rng.uniform(*around.bounds[::2], n),
                                                    rng.uniform(*around.bounds[1::2], n), strict=True)]
-    ingest(zdb, pd.concat([
-        events_frame(points(120), kind="incident", category="drug_litter", day="2013-03-12",
-                     source="zones-2013", prefix="now"),
-        events_frame(points(30), kind="incident", category="dealing", day="2013-02-10",
-                     source="zones-2013", prefix="before")]))
-    ingest(zdb, events_frame(points(40), kind="outreach", category="contact", day="2013-03-14",
-                             source="zones-2013-maraude-a", prefix="a"), team="maraude-a")
-    ingest(zdb, events_frame(points(25), kind="outreach", category="care_referral", day="2013-03-15",
-                             source="zones-2013-maraude-b", prefix="b"), team="maraude-b")
+    ingest_frame(zdb, pd.concat([
+        records_at(points(120), kind="incident", category="drug_litter", day="2013-03-12", source="zones-2013",
+                   prefix="now"),
+        records_at(points(30), kind="incident", category="dealing", day="2013-02-10", source="zones-2013",
+                   prefix="before")]))
+    ingest_frame(zdb, records_at(points(40), kind="outreach", category="contact", day="2013-03-14",
+                                 source="zones-2013-maraude-a", prefix="a"), team="maraude-a")
+    ingest_frame(zdb, records_at(points(25), kind="outreach", category="care_referral", day="2013-03-15",
+                                 source="zones-2013-maraude-b", prefix="b"), team="maraude-b")
     with db.connect(zdb, autocommit=True) as conn:
         zone = create_zone(conn, who["brigade-19"], name="summary", geometry=poly(BOX),
                            partner_teams=["maraude-a", "urbanism"], schedule=POLICE_WEEKDAYS)
@@ -530,8 +494,8 @@ def gap_case(zdb: Settings, who: dict) -> dict:
         a_lon, a_lat = fine_centre(*station_point(conn, "Jaurès"))
         b_lon, b_lat = fine_centre(2.3500, 48.8930)
         spikes = [(a_lon, a_lat)] * 30 + [(b_lon, b_lat)] * 30
-        ingest(zdb, events_frame(spikes, kind="incident", category="consumption_gathering", day="2012-06-15",
-                                 source="zones-2012", prefix="spike"))
+        ingest_frame(zdb, records_at(spikes, kind="incident", category="consumption_gathering", day="2012-06-15",
+                                     source="zones-2012", prefix="spike"))
         centre = {k: h3.cell_to_parent(h3.latlng_to_cell(lat, lon, 11), 10)
                   for k, (lon, lat) in {"A": (a_lon, a_lat), "B": (b_lon, b_lat)}.items()}
         hot = {k: sorted(h3.grid_disk(c, 1)) for k, c in centre.items()}

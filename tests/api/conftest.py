@@ -14,22 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import psycopg
 import pytest
 import shapely
+from builders import bearer, ingest_all, ingest_sample, make_tokens, records_in_cells
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from geo_monitor import db, hexagons
 from geo_monitor.grid import study_grid
-from geo_monitor.privacy.tokens import create_token
 from geo_monitor.settings import Settings
-from geo_monitor.store.ingest import ingest_chunks, ingest_file
-from geo_monitor.store.sample import generate_sample
 
 SAMPLE_SOURCE = "api-sample"
 SAMPLE_EVENTS = 5_000
@@ -50,11 +47,6 @@ class Planted:
     counts: dict[str, dict[int, int]]  # team -> res-8 cell -> events
 
 
-def auth(token: str | None) -> dict[str, str]:
-    """Return the Authorization header of a token (none for the public)."""
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
 def sql_one(settings: Settings, query: str, params: tuple | dict | None = None):
     """Run one query on a fresh autocommit connection and return its first row."""
     with db.connect(settings, autocommit=True) as conn:
@@ -69,16 +61,6 @@ def _inner_fine_cells(conn: psycopg.Connection) -> np.ndarray:
     return cells[shapely.contains_xy(area, lng, lat)]
 
 
-def outreach_frame(cells: list[int], source: str, prefix: str, day: str = "2008-03-10") -> pd.DataFrame:
-    """Outreach contacts at the centres of fine cells (one row per entry of ``cells``)."""
-    lat, lng = hexagons.cells_to_latlng(np.array(cells, dtype=np.int64))
-    frame = pd.DataFrame({"kind": "outreach", "category": "contact", "occurred_at": f"{day}T12:00:00+01:00",
-                          "lon": lng.astype(str), "lat": lat.astype(str), "source": source,
-                          "external_id": [f"{prefix}-{i}" for i in range(len(cells))]})
-    frame["_record"] = np.arange(1, len(frame) + 1)
-    return frame
-
-
 @pytest.fixture(scope="session")
 def api_settings(loaded_db: Settings) -> Settings:
     """The session database's settings with a public rate limit no test reaches by accident."""
@@ -88,17 +70,9 @@ def api_settings(loaded_db: Settings) -> Settings:
 @pytest.fixture(scope="session")
 def api_data(api_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Planted:
     """Ingest the sample and the two teams' outreach sources once per session."""
-    work = tmp_path_factory.mktemp("api-data")
-    raw = work / "sample.csv"
-    generate_sample(raw, SAMPLE_EVENTS, seed=2718, settings=api_settings)
-    frame = pd.read_csv(raw, dtype=str, keep_default_na=False)
-    frame["source"] = SAMPLE_SOURCE  # its own source: no other module's sample can make these duplicates
-    path = work / "api-sample.csv"
-    frame.to_csv(path, index=False)
+    ingest_sample(api_settings, tmp_path_factory.mktemp("api-data"), SAMPLE_EVENTS, seed=2718,
+                  source=SAMPLE_SOURCE, at_least=0.9)
     with db.connect(api_settings) as conn:
-        report = ingest_file(conn, Path(path), source=SAMPLE_SOURCE, settings=api_settings)
-        assert report.accepted > 0.9 * SAMPLE_EVENTS, report.summary()
-
         fine = _inner_fine_cells(conn)
         parents = hexagons.cells_to_parents(fine, 8)
         distinct = pd.unique(parents)
@@ -111,9 +85,10 @@ def api_data(api_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         a_cells = [child(big)] * 15 + [child(small_a)] * 3
         b_cells = [child(big)] * 2 + [child(small_b)] * 4
         for cells, source, team in ((a_cells, SOURCE_A, TEAM_A), (b_cells, SOURCE_B, TEAM_B)):
-            report = ingest_chunks(conn, [outreach_frame(cells, source, team)], name=source, fmt="frame",
-                                   source=source, settings=api_settings, team=team)
-            assert (report.accepted, report.rejected) == (len(cells), 0), report.summary()
+            contacts = records_in_cells(cells, kind="outreach", category="contact",
+                                        occurred_at="2008-03-10T12:00:00+01:00",
+                                        ids=[f"{team}-{i}" for i in range(len(cells))], source=source)
+            ingest_all(conn, api_settings, contacts, source, team=team)
         conn.commit()
     counts = {TEAM_A: {big: 15, small_a: 3}, TEAM_B: {big: 2, small_b: 4}}
     return Planted(big, small_a, small_b, counts)
@@ -122,19 +97,16 @@ def api_data(api_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def tokens(api_settings: Settings) -> dict[str, str | None]:
     """A valid token per role (outreach is team-a; ``outreach-b`` is team-b; public has none)."""
-    made: dict[str, str | None] = {"public": None}
-    with db.connect(api_settings) as conn:
-        for key, role, team in (("admin", "admin", "stewards"), ("planner", "planner", "urbanism"),
-                                ("police", "police", "brigade-19"), ("outreach", "outreach", TEAM_A),
-                                ("outreach-b", "outreach", TEAM_B)):
-            made[key] = create_token(conn, role=role, team=team, days=30, description=f"api tests {key}")[1]
-    return made
+    made = make_tokens(api_settings, {"admin": ("admin", "stewards"), "planner": ("planner", "urbanism"),
+                                      "police": ("police", "brigade-19"), "outreach": ("outreach", TEAM_A),
+                                      "outreach-b": ("outreach", TEAM_B)}, days=30, description="api tests")
+    return {"public": None, **{key: token for key, (_, token) in made.items()}}
 
 
 @pytest.fixture(scope="session")
 def headers(tokens: dict[str, str | None]) -> dict[str, dict[str, str]]:
     """The Authorization header of each role's token (empty for the public)."""
-    return {role: auth(token) for role, token in tokens.items()}
+    return {role: bearer(token) for role, token in tokens.items()}
 
 
 @pytest.fixture(scope="session")

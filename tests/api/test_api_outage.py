@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from geo_monitor.settings import Settings
 
 SAMPLE = {"start": "2020-03-01", "end": "2020-04-01"}
 
@@ -99,6 +100,14 @@ def proxy(api_settings) -> Iterator[TcpProxy]:
     tcp.stop()
 
 
+@pytest.fixture
+def proxied(api_settings: Settings, proxy: TcpProxy) -> Settings:
+    """The session's settings with the database reached through the proxy."""
+    url = urlsplit(api_settings.database_url)
+    netloc = f"{url.username}@127.0.0.1:{proxy.port}" if url.username else f"127.0.0.1:{proxy.port}"
+    return api_settings.model_copy(update={"database_url": url._replace(netloc=netloc).geturl()})
+
+
 def _until(predicate, seconds: float) -> float:
     """Poll until ``predicate()`` holds; return the seconds it took (fail after ``seconds``)."""
     started = time.monotonic()
@@ -108,12 +117,8 @@ def _until(predicate, seconds: float) -> float:
     return time.monotonic() - started
 
 
-def test_outage_gives_503_and_the_app_recovers_by_itself(api_settings, api_data, tokens, proxy) -> None:
-    url = urlsplit(api_settings.database_url)
-    proxied = url._replace(netloc=f"{url.username}@127.0.0.1:{proxy.port}" if url.username
-                           else f"127.0.0.1:{proxy.port}").geturl()
-    settings = api_settings.model_copy(update={"database_url": proxied})
-    planner = {"Authorization": f"Bearer {tokens['planner']}"}
+def test_outage_gives_503_and_the_app_recovers_by_itself(api_data, headers, proxy, proxied) -> None:
+    settings, planner = proxied, headers["planner"]
 
     with TestClient(create_app(settings)) as client:
         _until(lambda: client.get("/ready").status_code == 200, 10)
@@ -140,12 +145,8 @@ def test_outage_gives_503_and_the_app_recovers_by_itself(api_settings, api_data,
         print(f"recovered {took:.1f} s after the database came back")
 
 
-def test_app_starts_while_the_database_is_down_and_becomes_ready(api_settings, api_data, tokens, proxy) -> None:
-    url = urlsplit(api_settings.database_url)
-    proxied = url._replace(netloc=f"{url.username}@127.0.0.1:{proxy.port}" if url.username
-                           else f"127.0.0.1:{proxy.port}").geturl()
-    settings = api_settings.model_copy(update={"database_url": proxied})
-    planner = {"Authorization": f"Bearer {tokens['planner']}"}
+def test_app_starts_while_the_database_is_down_and_becomes_ready(api_data, headers, proxy, proxied) -> None:
+    settings, planner = proxied, headers["planner"]
     proxy.stop()
     with TestClient(create_app(settings)) as client:
         assert client.get("/health").status_code == 200

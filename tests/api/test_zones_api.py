@@ -14,20 +14,16 @@ from collections.abc import Iterator
 
 import h3
 import numpy as np
-import pandas as pd
 import pytest
 import shapely
 import shapely.geometry
-from builders import ingest_all
+from builders import bearer, ingest_frame, make_tokens, own_database, records_at
 from fastapi.testclient import TestClient
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api.main import create_app
 from api.routes.zones import ZoneCollection, ZoneOut, ZoneSummary
 from geo_monitor import db
-from geo_monitor.privacy.tokens import create_token
 from geo_monitor.settings import Settings
-from geo_monitor.store import reference
 from geo_monitor.zones.edit import zone_cells
 
 TEAMS = {"brigade-19": "police", "brigade-18": "police", "maraude-a": "outreach", "maraude-b": "outreach",
@@ -41,27 +37,16 @@ JUNE = {"start": "2012-06-01", "end": "2012-07-01"}
 @pytest.fixture(scope="module")
 def zsettings(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """This module's own database (migrated, reference loaded), dropped at the end."""
-    name = conninfo_to_dict(settings.database_url)["dbname"] + "_zones_api"
-    own = settings.model_copy(update={"database_url": make_conninfo(settings.database_url, dbname=name),
-                                      "cache_dir": tmp_path_factory.mktemp("zones-api-cache"),
-                                      "public_rate_per_minute": 1_000_000})
-    try:
-        db.up(own)
-        with db.connect(own) as conn:
-            reference.load_reference(conn, own)
+    with own_database(settings, "zones_api", tmp_path_factory.mktemp("zones-api-cache"),
+                      public_rate_per_minute=1_000_000) as own:
         yield own
-    finally:
-        db.drop_database(own)
 
 
 @pytest.fixture(scope="module")
 def h(zsettings: Settings) -> dict[str, dict[str, str]]:
     """The Authorization header of each team (its role in ``TEAMS``); ``public`` has none."""
-    headers = {"public": {}}
-    with db.connect(zsettings) as conn:
-        for team, role in TEAMS.items():
-            headers[team] = {"Authorization": f"Bearer {create_token(conn, role=role, team=team)[1]}"}
-    return headers
+    made = make_tokens(zsettings, {team: (role, team) for team, role in TEAMS.items()})
+    return {"public": {}, **{team: bearer(token) for team, (_, token) in made.items()}}
 
 
 @pytest.fixture(scope="module")
@@ -87,22 +72,6 @@ def create(client: TestClient, headers: dict, body: dict) -> dict:
     assert response.headers["ETag"] == f'"zone-{response.json()["id"]}-v1"'
     assert response.headers["Location"].endswith(f'/zones/{response.json()["id"]}')
     return response.json()
-
-
-def planted(points: list[tuple[float, float]], *, kind: str, category: str, day: str, source: str) -> pd.DataFrame:
-    """Canonical records at resolution-11 cell centres."""
-    centres = [h3.cell_to_latlng(h3.latlng_to_cell(lat, lon, 11)) for lon, lat in points]
-    frame = pd.DataFrame({"kind": kind, "category": category, "occurred_at": f"{day}T12:00:00+01:00",
-                          "lon": [str(c[1]) for c in centres], "lat": [str(c[0]) for c in centres],
-                          "source": source, "external_id": [f"{source}-{i}" for i in range(len(points))]})
-    frame["_record"] = np.arange(1, len(frame) + 1)
-    return frame
-
-
-def ingest(zsettings: Settings, frame: pd.DataFrame, team: str | None = None) -> None:
-    """Ingest planted events (all accepted)."""
-    with db.connect(zsettings) as conn:
-        ingest_all(conn, zsettings, frame, frame["source"].iloc[0], team=team)
 
 
 # --- create, read, who sees what -------------------------------------------------------------
@@ -242,12 +211,12 @@ def summary_zone(zsettings: Settings, client: TestClient, h: dict) -> int:
     rng = np.random.default_rng(5)
     def points(n: int) -> list[tuple[float, float]]:
         return list(zip(rng.uniform(2.363, 2.377, n), rng.uniform(48.878, 48.888, n), strict=True))
-    ingest(zsettings, planted(points(80), kind="incident", category="drug_litter", day="2013-03-05",
-                              source="api-zones-incidents"))
-    ingest(zsettings, planted(points(30), kind="outreach", category="contact", day="2013-03-06",
-                              source="api-zones-maraude-a"), team="maraude-a")
-    ingest(zsettings, planted(points(20), kind="outreach", category="contact", day="2013-03-07",
-                              source="api-zones-maraude-b"), team="maraude-b")
+    ingest_frame(zsettings, records_at(points(80), kind="incident", category="drug_litter", day="2013-03-05",
+                                       source="api-zones-incidents", snap=True))
+    ingest_frame(zsettings, records_at(points(30), kind="outreach", category="contact", day="2013-03-06",
+                                       source="api-zones-maraude-a", snap=True), team="maraude-a")
+    ingest_frame(zsettings, records_at(points(20), kind="outreach", category="contact", day="2013-03-07",
+                                       source="api-zones-maraude-b", snap=True), team="maraude-b")
     return create(client, h["brigade-19"], feature(BOX, "summary", ["maraude-a", "maraude-b"], WEEKDAYS))["id"]
 
 
@@ -302,8 +271,8 @@ def gap_case(zsettings: Settings, client: TestClient, h: dict, summary_zone: int
     with db.connect(zsettings, autocommit=True) as conn:
         conn.execute("UPDATE zones SET archived_at = now() WHERE archived_at IS NULL AND id <> %s", (summary_zone,))
     inside, crimee = (2.3680, 48.8830), (2.3770, 48.8909)
-    ingest(zsettings, planted([inside] * 25 + [crimee] * 25, kind="incident", category="dealing",
-                              day="2012-06-20", source="api-zones-spikes"))
+    ingest_frame(zsettings, records_at([inside] * 25 + [crimee] * 25, kind="incident", category="dealing",
+                                       day="2012-06-20", source="api-zones-spikes", snap=True))
     hot = {name: sorted(h3.grid_disk(h3.cell_to_parent(h3.latlng_to_cell(lat, lon, 11), 10), 1))
            for name, (lon, lat) in {"inside": inside, "crimee": crimee}.items()}
     overlap = create(client, h["maraude-b"], feature(shapely.box(2.3725, 48.876, 2.380, 48.8855), "east",

@@ -25,14 +25,11 @@ import os
 import threading
 from collections.abc import Iterator
 
-import pandas as pd
 import pytest
+from builders import ingest_sample
 from map_data import EVENTS, SOURCE
 
-from geo_monitor import db
 from geo_monitor.settings import Settings
-from geo_monitor.store.ingest import ingest_file
-from geo_monitor.store.sample import generate_sample
 
 CHROMIUM = os.environ.get("GEO_MONITOR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -43,14 +40,7 @@ SCREENSHOTS = Path(__file__).parent / "screenshots"
 @pytest.fixture(scope="session")
 def maps_db(loaded_db: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The session database with a 30,000-event sample under this package's own source."""
-    path = tmp_path_factory.mktemp("maps-sample") / "sample.csv"
-    generate_sample(path, EVENTS, seed=4242, settings=loaded_db)
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    frame["source"] = SOURCE
-    frame.to_csv(path, index=False)
-    with db.connect(loaded_db) as conn:
-        report = ingest_file(conn, path, settings=loaded_db)
-    assert report.accepted >= 0.95 * EVENTS, report.summary()
+    ingest_sample(loaded_db, tmp_path_factory.mktemp("maps-sample"), EVENTS, seed=4242, source=SOURCE)
     return loaded_db
 
 
