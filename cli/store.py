@@ -114,28 +114,61 @@ def sample(
 
 
 @app.command()
-def aggregate() -> None:
-    """Rebuild the hexagon rollups and the residents per hexagon from the stored events."""
+def aggregate(
+    engine: Annotated[str, typer.Option(help="postgres (in the database) or dask (from the event lake, on a cluster)")] = "postgres",
+    lake: Annotated[Path | None, typer.Option(help="The event lake (--engine dask); brought up to date first")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 "
+                                                       "(default: a local cluster of 2 worker processes)")] = None,
+) -> None:
+    """Rebuild the hexagon rollups and the residents per hexagon from the stored events.
+
+    With --engine dask the rollups are counted on a Dask cluster from the event lake (exported
+    first, incrementally) and loaded into the database in one transaction: the same rows.
+    """
     import time
 
     from geo_monitor.grid import build_population
     from geo_monitor.store import rollups
 
+    if engine not in ("postgres", "dask"):
+        _fail(ValueError(f"--engine {engine!r}: expected postgres or dask"))
+    if engine == "dask" and lake is None:
+        _fail(ValueError("--engine dask reads the event lake: give --lake DIR (geo-monitor export --lake DIR writes it)"))
+    if engine == "postgres" and (lake is not None or scheduler is not None):
+        _fail(ValueError("--lake and --scheduler go with --engine dask"))
     settings = _settings()
     started = time.perf_counter()
     try:
         with db.connect(settings) as conn:
-            events = rollups.refresh(conn)
+            if engine == "dask":
+                events = _aggregate_on_dask(conn, lake, scheduler)
+            else:
+                events = rollups.refresh(conn)
             rows = {table: dict(conn.execute(f"SELECT resolution, count(*) FROM {table} GROUP BY 1").fetchall())
                     for table in rollups.TABLES}
             for r in settings.resolutions:
                 build_population(conn, r)
     except GeoMonitorError as exc:
         _fail(exc)
-    console.print(f"rollups rebuilt from {events:,} events in {time.perf_counter() - started:.1f} s")
+    console.print(f"rollups rebuilt from {events:,} events in {time.perf_counter() - started:.1f} s ({engine})")
     for table, period in rollups.TABLES.items():
         for r in sorted(rows[table]):
             console.print(f"  resolution {r:>2}: {rows[table][r]:>10,} ({period}, category, cell) rows")
     console.print(f"residents per hexagon computed for resolutions {', '.join(map(str, settings.resolutions))}")
 
 
+def _aggregate_on_dask(conn, lake: Path, scheduler: str | None) -> int:
+    """Bring the lake up to date, count the rollups on the cluster, load them; return the events."""
+    from geo_monitor.batch.cluster import dask_client
+    from geo_monitor.batch.rollups import lake_rollups, load_rollups
+    from geo_monitor.store.lake import export_lake
+
+    for line in export_lake(conn, lake).summary():
+        console.print(line)
+    with dask_client(scheduler) as client:
+        console.print(f"dask: {len(client.scheduler_info()['workers'])} worker(s) at {client.scheduler.address}")
+        result = lake_rollups(client, lake)
+    load_rollups(conn, result)
+    console.print(f"  {result.months} month(s) counted on the cluster in {result.seconds:.1f} s, "
+                  f"{len(result.counts):,} rows loaded with COPY")
+    return result.events

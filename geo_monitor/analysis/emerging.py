@@ -286,6 +286,12 @@ def emerging(conn: psycopg.Connection, *, start: date | str, end: date | str, re
     check_resolution(resolution, settings)
     window = Window.of(start, end)
     steps, grid, cube = step_cube(conn, category_ids(conn, kinds, categories), window, resolution, step)
+    return emerging_frame(steps, grid, cube, step=step, k=k, time_k=time_k)
+
+
+def emerging_frame(steps: list[date], grid: np.ndarray, cube: np.ndarray, *, step: str, k: int = 1,
+                   time_k: int = 1) -> gpd.GeoDataFrame:
+    """Return :func:`emerging_hotspots` of a step cube with hex ids, totals and hexagons (EPSG:4326)."""
     result = emerging_hotspots(grid, cube, k=k, time_k=time_k)
     result.insert(1, "h3", [hexagons.cell_to_str(c) for c in result["cell"]])
     result["total"] = cube.sum(axis=0)

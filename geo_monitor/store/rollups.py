@@ -19,9 +19,12 @@ that deletes events must call ``refresh``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 import psycopg
+from psycopg import sql
 
 from geo_monitor.calendar import LOCAL_TZ
 from geo_monitor.store.events import SIGNATURE, TRAILER
@@ -37,11 +40,20 @@ _DAY_2000 = np.datetime64("2000-01-01", "D")  # PostgreSQL dates count days from
 
 def batch_counts(prepared: Prepared) -> dict[str, pd.DataFrame]:
     """Return the rollup rows (resolution, period, category_id, cell, n) of prepared events, per table."""
-    instants = pd.to_datetime(prepared.occurred_us + EPOCH_2000_US, unit="us", utc=True)
+    return counts_of(prepared.occurred_us, prepared.category_id, prepared.cells)
+
+
+def counts_of(occurred_us: np.ndarray, category_id: np.ndarray, cells: np.ndarray) -> dict[str, pd.DataFrame]:
+    """Return the rollup rows of events given as columns, per table (the one definition above).
+
+    ``occurred_us`` counts microseconds from 2000-01-01 UTC (as PostgreSQL stores them);
+    ``cells`` holds one column per resolution of ``STORED_RESOLUTIONS``.
+    """
+    instants = pd.to_datetime(occurred_us + EPOCH_2000_US, unit="us", utc=True)
     days = instants.tz_convert(LOCAL_TZ).tz_localize(None).values.astype("datetime64[D]")
-    cells = {f"c{r}": prepared.cells[:, i] for i, r in enumerate(STORED_RESOLUTIONS)}
+    cells = {f"c{r}": cells[:, i] for i, r in enumerate(STORED_RESOLUTIONS)}
     # Group once by the fine cell (its parents follow), then sum the few rows per resolution.
-    fine = (pd.DataFrame({"day": days, "category_id": prepared.category_id, **cells})
+    fine = (pd.DataFrame({"day": days, "category_id": category_id, **cells})
             .groupby(["day", "category_id", *cells], sort=False).size().rename("n").reset_index())
     fine["month"] = fine["day"].to_numpy().astype("datetime64[M]").astype("datetime64[D]")
     out = {}
@@ -73,18 +85,24 @@ def stage(conn: psycopg.Connection, counts: dict[str, pd.DataFrame]) -> None:
     """
     _create_deltas(conn)
     for table, frame in counts.items():
-        if not len(frame):
-            continue
-        rows = np.zeros(len(frame), dtype=_DELTA_ROW)
-        rows["nfields"] = 5
-        rows["l_res"], rows["l_period"], rows["l_cat"], rows["l_cell"], rows["l_n"] = 2, 4, 2, 8, 4
-        rows["res"] = frame["resolution"].to_numpy()
-        rows["period"] = (frame["period"].to_numpy().astype("datetime64[D]") - _DAY_2000).astype(np.int32)
-        rows["cat"] = frame["category_id"].to_numpy()
-        rows["cell"] = frame["cell"].to_numpy()
-        rows["n"] = frame["n"].to_numpy()
-        with conn.cursor() as cur, cur.copy(f"COPY {_delta_table(table)} FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(SIGNATURE + rows.tobytes() + TRAILER)
+        copy_counts(conn, frame, _delta_table(table))
+
+
+def copy_counts(conn: psycopg.Connection, frame: pd.DataFrame, table: str) -> None:
+    """COPY rollup rows (resolution, period, category_id, cell, n) into ``table``: binary, built with numpy."""
+    if not len(frame):
+        return
+    rows = np.zeros(len(frame), dtype=_DELTA_ROW)
+    rows["nfields"] = 5
+    rows["l_res"], rows["l_period"], rows["l_cat"], rows["l_cell"], rows["l_n"] = 2, 4, 2, 8, 4
+    rows["res"] = frame["resolution"].to_numpy()
+    rows["period"] = (frame["period"].to_numpy().astype("datetime64[D]") - _DAY_2000).astype(np.int32)
+    rows["cat"] = frame["category_id"].to_numpy()
+    rows["cell"] = frame["cell"].to_numpy()
+    rows["n"] = frame["n"].to_numpy()
+    statement = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(sql.Identifier(table))
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        copy.write(SIGNATURE + rows.tobytes() + TRAILER)
 
 
 def add_batch(conn: psycopg.Connection, batch_id: int) -> None:
@@ -143,6 +161,24 @@ def refresh(conn: psycopg.Connection) -> int:
             (total,),
         )
     return int(total)
+
+
+def replace(conn: psycopg.Connection, parts: Iterable[dict[str, pd.DataFrame]], *, last_batch_id: int,
+            events: int) -> None:
+    """Replace the rollups with rows computed elsewhere (the batch path), in one transaction.
+
+    ``parts`` yields rows per table (e.g. one month at a time, so the client holds one month);
+    ``last_batch_id`` and ``events`` say what they include: a batch ingested meanwhile leaves
+    the rollups stale, and ``ensure_fresh`` rebuilds them before they are served.
+    """
+    with conn.transaction():
+        conn.execute("LOCK TABLE rollup_daily, rollup_monthly IN EXCLUSIVE MODE")
+        conn.execute("TRUNCATE rollup_daily, rollup_monthly")
+        for part in parts:
+            for table, frame in part.items():
+                copy_counts(conn, frame, table)
+        conn.execute("UPDATE rollup_state SET last_batch_id = %s, events = %s, refreshed_at = now()",
+                     (last_batch_id, events))
 
 
 def is_fresh(conn: psycopg.Connection) -> bool:

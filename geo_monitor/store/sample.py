@@ -27,6 +27,7 @@ from shapely.geometry import shape
 
 from geo_monitor.errors import InvalidArgumentError, ReferenceDataError
 from geo_monitor.settings import Settings, get_settings
+from geo_monitor.store.lake import wkb_points
 from geo_monitor.store.reference import reference_features
 from geo_monitor.store.vocabulary import vocabulary
 
@@ -259,15 +260,24 @@ def _works(rng: np.random.Generator, model: _Model, settings: Settings, limit: i
     })
 
 
-def _wkb_points(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
-    """Little-endian WKB points built in one numpy pass."""
-    wkb = np.empty(len(lon), dtype=[("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
-    wkb["order"], wkb["type"], wkb["x"], wkb["y"] = 1, 1, lon, lat
-    offsets = np.arange(0, 21 * (len(lon) + 1), 21, dtype=np.int32)
-    return pa.Array.from_buffers(pa.binary(), len(lon), [None, pa.py_buffer(offsets), pa.py_buffer(wkb.tobytes())])
-
-
 SCHEMA = pa.schema([(c, pa.float64() if c in ("lon", "lat") else pa.string()) for c in COLUMNS])
+
+
+_models: dict[str, _Model] = {}
+
+
+def synthetic_events(rows: int, *, seed: int, chunk: int, first_row: int, settings: Settings | None = None) -> pa.Table:
+    """Return one chunk of seeded synthetic incident and outreach records (canonical columns, as text).
+
+    Chunks are independent (their generator is seeded by ``(seed, chunk)``), so workers can
+    draw them in parallel; ``first_row`` numbers their external ids.
+    """
+    settings = settings or get_settings()
+    key = settings.model_dump_json(include={"study_area", "reference_dir", "cache_dir", "extra_categories"})
+    if key not in _models:
+        _models[key] = _Model(settings)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, chunk]))
+    return _synthetic(rng, _models[key], rows, first_row, seed).cast(SCHEMA)
 
 
 def generate_sample(out: Path, n_events: int = 100_000, *, seed: int = 42, settings: Settings | None = None,
@@ -309,7 +319,7 @@ def generate_sample(out: Path, n_events: int = 100_000, *, seed: int = 42, setti
             if head:
                 table = pa.concat_tables([works.cast(SCHEMA), table])
             if parquet:
-                table = table.append_column("geometry", _wkb_points(table["lon"].to_numpy(), table["lat"].to_numpy()))
+                table = table.append_column("geometry", wkb_points(table["lon"].to_numpy(), table["lat"].to_numpy()))
             writer.write_table(table.cast(schema))
             for entry in pc.value_counts(table["kind"]).to_pylist():
                 by_kind[entry["values"]] += entry["counts"]

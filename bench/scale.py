@@ -1,0 +1,225 @@
+"""Scale benchmark: monthly rollups by PostgreSQL against the batch path on Dask (1 and 2 workers).
+
+Run:  .venv/bin/python bench/scale.py [--events 10000000] [--repeat 3] [--lake DIR] [--keep-db]
+      (--events 50000000 for the large run)
+
+1. Writes N synthetic events straight into an event lake, in parallel on a 2-worker
+   LocalCluster: each task draws a chunk (geo_monitor.store.sample.synthetic_events) and
+   generalises it exactly as ingest does (store.validate: cell centre, hour, parents,
+   quartier) before writing its monthly GeoParquet files. Bytes per event on disk are printed.
+2. Loads the same events into the bench database ``geo_monitor_bench_scale_<pid>`` (binary
+   COPY, as ingest writes them), then times ``store.rollups.refresh`` — the baseline, what
+   ``geo-monitor aggregate`` runs — and the Dask path (``batch.rollups.lake_rollups``) on a
+   fresh LocalCluster of 1 and of 2 worker processes (1 thread each), checking that the Dask
+   rows equal PostgreSQL's. Medians of ``--repeat`` runs, the peak memory of each worker, the
+   events per second per worker and the scaling curve go to stdout; progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+from common import code_revision, database_url, finish, say  # noqa: E402 (bench/ is the script's folder)
+
+from geo_monitor import db
+from geo_monitor.batch.cluster import dask_client, worker_peak_rss
+from geo_monitor.batch.rollups import lake_rollups
+from geo_monitor.hexagons import cells_to_parents
+from geo_monitor.settings import Settings
+from geo_monitor.store import lake as event_lake
+from geo_monitor.store import rollups
+from geo_monitor.store.events import copy_buffer, write_events
+from geo_monitor.store.ingest import load_context
+from geo_monitor.store.reference import load_reference
+from geo_monitor.store.sample import synthetic_events
+from geo_monitor.store.validate import EPOCH_2000_US, STORED_RESOLUTIONS, Prepared, validate
+
+CHUNK = 500_000
+SEED = 1414
+_contexts: dict = {}
+
+
+def write_chunk(index: int, rows: int, first_row: int, settings: Settings, lake: Path) -> tuple[list[str], int]:
+    """Draw one chunk, generalise it as ingest does, write one sorted file per month; return files, events."""
+    if "ctx" not in _contexts:
+        with db.connect(settings) as conn:
+            _contexts["ctx"] = load_context(conn, settings, source=None, crs=None)
+    ctx = _contexts["ctx"]
+    frame = synthetic_events(rows, seed=SEED, chunk=index, first_row=first_row, settings=settings).to_pandas()
+    frame["_record"] = np.arange(len(frame))
+    prepared = validate(frame, ctx).prepared
+    ids = first_row + prepared.record.astype(np.int64) + 1
+    occurred = prepared.occurred_us + EPOCH_2000_US
+    months = (pd.DatetimeIndex(pd.to_datetime(occurred, unit="us", utc=True)).tz_convert("Europe/Paris")
+              .strftime("%Y-%m").to_numpy())
+    files = []
+    for month in np.unique(months):
+        at = np.flatnonzero(months == month)
+        at = at[event_lake.sort_order(prepared.cells[at, -1], occurred[at], ids[at])]
+        table = event_lake.events_table(
+            id=ids[at], batch_id=np.full(len(at), index + 1), kind_id=prepared.kind_id[at],
+            category_id=prepared.category_id[at], occurred_us=occurred[at], ends_us=np.full(len(at), -1),
+            lon=prepared.lon[at], lat=prepared.lat[at], h3_r11=prepared.cells[at, -1],
+            arrondissement=prepared.arrondissement[at], quartier=prepared.quartier[at],
+            source_id=np.ones(len(at), dtype=np.int32))
+        path = event_lake.write_month(lake, month, table, f"part-s{index:05d}")
+        files.append(str(path.relative_to(lake)))
+    return files, len(prepared)
+
+
+def build_lake(settings: Settings, lake: Path, n_events: int) -> tuple[int, float]:
+    """Write the synthetic lake on a 2-worker cluster; return events written and seconds."""
+    started = time.perf_counter()
+    chunks = [(i, min(CHUNK, n_events - i * CHUNK), i * CHUNK) for i in range(-(-n_events // CHUNK))]
+    with dask_client(workers=2) as client:
+        futures = [client.submit(write_chunk, i, rows, first, settings, lake, pure=False) for i, rows, first in chunks]
+        results = client.gather(futures)
+    manifest = event_lake.read_manifest(lake)
+    for (i, _, _), (files, events) in zip(chunks, results, strict=True):
+        manifest["exports"].append({"at": "bench", "batches": [i + 1], "events": events, "files": files})
+        manifest["batches"].append(i + 1)
+        manifest["events"] += events
+    event_lake.write_manifest(lake, manifest)
+    return manifest["events"], time.perf_counter() - started
+
+
+def load_postgres(settings: Settings, lake: Path) -> float:
+    """COPY the lake's events into the bench database as ingest would have stored them; return seconds."""
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    manifest = event_lake.read_manifest(lake)
+    with db.connect(settings) as conn:
+        conn.execute("INSERT INTO sources (name) VALUES ('sample') ON CONFLICT DO NOTHING")
+        for export in manifest["exports"]:
+            batch = export["batches"][0]
+            conn.execute(
+                "INSERT INTO ingest_batches (id, file_name, format, actor, started_at, finished_at, received, "
+                "accepted, duplicates, rejected) OVERRIDING SYSTEM VALUE "
+                "VALUES (%s, 'bench', 'lake', 'bench', now(), now(), %s, %s, 0, 0)",
+                (batch, export["events"], export["events"]))
+            for name in export["files"]:
+                t = pq.read_table(lake / name, partitioning=None)
+                fine = t["h3_r11"].to_numpy()
+                ids = t["id"].to_numpy()
+                n = len(ids)
+                cells = np.column_stack([cells_to_parents(fine, r) for r in STORED_RESOLUTIONS[:-1]] + [fine])
+                occurred = t["occurred_at"].cast("int64").to_numpy() - EPOCH_2000_US
+                p = Prepared(record=ids, kind_id=t["kind_id"].to_numpy(), category_id=t["category_id"].to_numpy(),
+                             occurred_us=occurred, ends_us=np.full(n, -1), lon=t["bbox"].combine_chunks().field("xmin").to_numpy(),
+                             lat=t["bbox"].combine_chunks().field("ymin").to_numpy(), cells=cells,
+                             arrondissement=t["arrondissement"].to_numpy(), quartier=t["quartier"].to_numpy(),
+                             source_id=t["source_id"].to_numpy(),
+                             external_hash=np.column_stack([ids.astype(np.uint64), np.zeros(n, np.uint64)]))
+                write_events(conn, copy_buffer(p, np.ones(n, dtype=np.int32), batch))
+            conn.commit()
+        conn.execute("ANALYZE events")
+    return time.perf_counter() - started
+
+
+def rollup_frame(conn: psycopg.Connection) -> pd.DataFrame:
+    """Return the stored rollup in key order."""
+    rows = conn.execute("SELECT resolution, month, category_id, cell, n FROM rollup_monthly ORDER BY 1, 2, 3, 4").fetchall()
+    return pd.DataFrame(rows, columns=[*rollups.KEYS, "n"])
+
+
+def same_rows(counts: pd.DataFrame, stored: pd.DataFrame) -> bool:
+    """Whether the Dask rows equal the stored rollup row for row."""
+    got = counts.assign(month=pd.to_datetime(counts["month"]).dt.date).sort_values(rollups.KEYS, ignore_index=True)
+    got = got.astype({"resolution": "int64", "category_id": "int64", "cell": "int64", "n": "int64"})
+    want = stored.astype({"resolution": "int64", "category_id": "int64", "cell": "int64", "n": "int64"})
+    return got.shape == want.shape and bool((got.to_numpy() == want.to_numpy()).all())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--lake", type=Path, help="keep the lake here (default: a temporary folder, removed)")
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+    server = os.environ.get("GEO_MONITOR_BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    dbname = f"geo_monitor_bench_scale_{os.getpid()}"
+    url = database_url(server, dbname)
+    reference = Path(os.environ.get("GEO_MONITOR_REFERENCE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+    settings = Settings(database_url=url, reference_dir=reference)
+    lake = args.lake or Path(tempfile.mkdtemp(prefix="gm-lake-")) / "events"
+    if lake.exists() and any(lake.iterdir()):
+        sys.exit(f"{lake} is not empty: give a new folder")
+    load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+    print(f"geo_monitor scale bench  code {code_revision()}  {os.cpu_count()} cores  load: {load}")
+    try:
+        say(f"database {dbname}: migrations and reference layers")
+        db.up(settings)
+        with db.connect(settings) as conn:
+            load_reference(conn, settings)
+        say(f"writing {args.events:,} synthetic events into the lake {lake} (2 workers)")
+        events, lake_s = build_lake(settings, lake, args.events)
+        size = event_lake.lake_bytes(lake)
+        files = sum(len(v) for v in event_lake.lake_files(lake).values())
+        print(f"lake: {events:,} events in {files} files, {size / 1e6:,.1f} MB, {size / events:.1f} bytes per event, "
+              f"written in {lake_s:.1f} s ({events / lake_s:,.0f} events/s on 2 workers, generation + generalisation)")
+        say("loading the same events into PostgreSQL (binary COPY)")
+        load_s = load_postgres(settings, lake)
+        with db.connect(settings) as conn:
+            table_bytes = conn.execute("SELECT pg_total_relation_size('events')").fetchone()[0]
+        print(f"postgres: events loaded in {load_s:.1f} s; events table with indexes {table_bytes / 1e6:,.1f} MB, "
+              f"{table_bytes / events:.1f} bytes per event")
+        timings: dict[str, list[float]] = {"postgres": [], "dask 1 worker": [], "dask 2 workers": []}
+        peaks: dict[str, int] = {}
+        with db.connect(settings) as conn:
+            for i in range(args.repeat):
+                say(f"postgres refresh {i + 1}/{args.repeat}")
+                t = time.perf_counter()
+                rollups.refresh(conn)
+                timings["postgres"].append(time.perf_counter() - t)
+            stored = rollup_frame(conn)
+        for workers in (1, 2):
+            label = f"dask {workers} worker{'s' if workers > 1 else ''}"
+            for i in range(args.repeat):
+                say(f"{label} {i + 1}/{args.repeat}")
+                with dask_client(workers=workers) as client:
+                    t = time.perf_counter()
+                    result = lake_rollups(client, lake)
+                    timings[label].append(time.perf_counter() - t)
+                    peaks[label] = max(peaks.get(label, 0), *worker_peak_rss(client).values())
+                if not same_rows(result.counts, stored):
+                    raise SystemExit(f"{label}: the Dask rollup differs from PostgreSQL's")
+        print(f"\nrollups of {events:,} events, {len(stored):,} rows, resolutions {rollups.ROLLUP_RESOLUTIONS}; "
+              f"median of {args.repeat}; Dask rows equal PostgreSQL's: yes")
+        base = statistics.median(timings["postgres"])
+        print(f"{'engine':<16}{'median s':>10}{'runs':>28}{'events/s':>14}{'per worker':>14}{'vs postgres':>13}"
+              f"{'peak MB/worker':>16}")
+        for label, runs in timings.items():
+            med = statistics.median(runs)
+            workers = 1 if label == "postgres" else int(label.split()[1])
+            peak = f"{peaks[label] / 1e6:,.0f}" if label in peaks else "-"
+            print(f"{label:<16}{med:>10.2f}{' '.join(f'{r:.2f}' for r in runs):>28}{events / med:>14,.0f}"
+                  f"{events / med / workers:>14,.0f}{base / med:>12.2f}x{peak:>16}")
+        one, two = statistics.median(timings["dask 1 worker"]), statistics.median(timings["dask 2 workers"])
+        print(f"\nscaling curve (Dask): 1 worker {events / one:,.0f} events/s -> 2 workers {events / two:,.0f} events/s "
+              f"(speed-up {one / two:.2f}x, efficiency {one / two / 2:.0%}) on {os.cpu_count()} shared cores")
+        per_worker = events / one
+        print(f"projection: a 10-node cluster of 8 workers each at the measured {per_worker:,.0f} events/s per worker "
+              f"and the measured 2-worker efficiency would count {per_worker * 80 * min(1.0, one / two / 2):,.0f} "
+              f"events/s (10^8 events in {1e8 / (per_worker * 80 * min(1.0, one / two / 2)):.1f} s)")
+        print(f"load after: {subprocess.run(['uptime'], capture_output=True, text=True, check=False).stdout.strip()}")
+    finally:
+        finish(settings, dbname, url, args.keep_db)
+        if args.lake is None:
+            shutil.rmtree(lake.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
