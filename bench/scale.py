@@ -81,11 +81,11 @@ def write_chunk(index: int, rows: int, first_row: int, settings: Settings, lake:
 def build_lake(settings: Settings, lake: Path, n_events: int) -> tuple[int, float]:
     """Write the synthetic lake on a 2-worker cluster; return events written and seconds."""
     started = time.perf_counter()
+    manifest = event_lake.read_manifest(lake)  # a new, empty lake
     chunks = [(i, min(CHUNK, n_events - i * CHUNK), i * CHUNK) for i in range(-(-n_events // CHUNK))]
     with dask_client(workers=2) as client:
         futures = [client.submit(write_chunk, i, rows, first, settings, lake, pure=False) for i, rows, first in chunks]
         results = client.gather(futures)
-    manifest = event_lake.read_manifest(lake)
     for (i, _, _), (files, events) in zip(chunks, results, strict=True):
         manifest["exports"].append({"at": "bench", "batches": [i + 1], "events": events, "files": files})
         manifest["batches"].append(i + 1)

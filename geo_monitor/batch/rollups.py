@@ -18,6 +18,7 @@ import psycopg
 import pyarrow.parquet as pq
 from distributed import Client
 
+from geo_monitor.errors import InputFileError
 from geo_monitor.hexagons import cells_to_parents
 from geo_monitor.store import lake as event_lake
 from geo_monitor.store import rollups
@@ -64,7 +65,8 @@ def lake_rollups(client: Client, lake: Path) -> BatchRollups:
               else pd.DataFrame({k: pd.Series(dtype="int64") for k in [*KEYS, "n"]}))
     events = sum(n for _, n in results)
     if events != manifest["events"]:
-        raise RuntimeError(f"the lake's files hold {events:,} events, its manifest {manifest['events']:,}")
+        raise InputFileError(f"the lake {lake} is inconsistent: its files hold {events:,} events, its manifest "
+                             f"{manifest['events']:,}; write it again (geo-monitor export --lake NEW_DIR)")
     return BatchRollups(counts, events, max(manifest["batches"], default=0), len(months),
                         time.perf_counter() - started)
 
