@@ -6,10 +6,13 @@ processes are spawned and re-import the main module.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from distributed import Client, LocalCluster
+
+from geo_monitor.errors import ConfigurationError
 
 
 @contextmanager
@@ -18,14 +21,24 @@ def dask_client(scheduler: str | None = None, *, workers: int = 2, threads: int 
     """Yield a client of the scheduler at ``scheduler`` or of a new local cluster (closed after).
 
     The local cluster runs ``workers`` processes of ``threads`` threads each, without the
-    dashboard (no port is opened besides the scheduler's, on localhost).
+    dashboard, listening on 127.0.0.1 only. An unreachable scheduler is a ConfigurationError.
     """
     if scheduler:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with `dask scheduler` "
+                "and its workers with `dask worker ADDRESS`, or leave --scheduler out for a local cluster"
+            ) from None
+        with client:
             yield client
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None,
-                      host="127.0.0.1", memory_limit=memory_limit) as cluster, Client(cluster) as client:
+    with warnings.catch_warnings():  # its health route moves off a busy port 8787: nothing to report
+        warnings.filterwarnings("ignore", message="Port 8787 is already in use")
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                               dashboard_address=None, host="127.0.0.1", memory_limit=memory_limit)
+    with cluster, Client(cluster) as client:
         yield client
 
 
