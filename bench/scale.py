@@ -128,6 +128,21 @@ def load_postgres(settings: Settings, lake: Path) -> float:
     return time.perf_counter() - started
 
 
+def column_bytes(lake: Path, columns: tuple[str, ...]) -> int:
+    """Return the compressed bytes of some columns over every lake file (from the Parquet footers)."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for files in event_lake.lake_files(lake).values():
+        for path in files:
+            meta = pq.ParquetFile(path).metadata
+            for g in range(meta.num_row_groups):
+                group = meta.row_group(g)
+                total += sum(group.column(c).total_compressed_size for c in range(group.num_columns)
+                             if group.column(c).path_in_schema in columns)
+    return total
+
+
 def rollup_frame(conn: psycopg.Connection) -> pd.DataFrame:
     """Return the stored rollup in key order."""
     rows = conn.execute("SELECT resolution, month, category_id, cell, n FROM rollup_monthly ORDER BY 1, 2, 3, 4").fetchall()
@@ -170,6 +185,8 @@ def main() -> None:
         files = sum(len(v) for v in event_lake.lake_files(lake).values())
         print(f"lake: {events:,} events in {files} files, {size / 1e6:,.1f} MB, {size / events:.1f} bytes per event, "
               f"written in {lake_s:.1f} s ({events / lake_s:,.0f} events/s on 2 workers, generation + generalisation)")
+        read = column_bytes(lake, ("category_id", "h3_r11"))
+        print(f"lake: the rollups read {read / 1e6:,.1f} MB (category_id, h3_r11), {read / events:.1f} bytes per event")
         say("loading the same events into PostgreSQL (binary COPY)")
         load_s = load_postgres(settings, lake)
         with db.connect(settings) as conn:
