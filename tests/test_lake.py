@@ -20,8 +20,6 @@ import pandas as pd
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_settings, new_database_name, require_server
-from test_cli import run
 
 from geo_monitor import db, hexagons
 from geo_monitor.analysis.counts import hex_counts
@@ -37,6 +35,8 @@ from geo_monitor.store import lake as event_lake
 from geo_monitor.store import reference, rollups
 from geo_monitor.store.ingest import ingest_file
 from geo_monitor.store.sample import generate_sample
+from tests.conftest import make_settings, new_database_name, require_server
+from tests.test_cli import run
 
 PARIS_20 = [str(75100 + n) for n in range(1, 21)]
 N_EVENTS = 12_000
@@ -109,10 +109,13 @@ def client(lake: Path) -> Iterator:
 def _events(settings: Settings) -> pd.DataFrame:
     with db.connect(settings) as conn:
         rows = conn.execute(
-            "SELECT id, batch_id, category_id, occurred_at, ST_X(geom), ST_Y(geom), h3_r11, h3_r7, "
+            "SELECT id, batch_id, category_id, occurred_at, ends_at, ST_X(geom), ST_Y(geom), h3_r11, h3_r7, "
             "to_char(occurred_at AT TIME ZONE 'Europe/Paris', 'YYYY-MM') FROM events ORDER BY id").fetchall()
-    return pd.DataFrame(rows, columns=["id", "batch_id", "category_id", "occurred_at", "x", "y", "h3_r11", "h3_r7",
-                                       "month"])
+    frame = pd.DataFrame(rows, columns=["id", "batch_id", "category_id", "occurred_at", "ends_at", "x", "y", "h3_r11",
+                                        "h3_r7", "month"])
+    for column in ("occurred_at", "ends_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
 
 
 def test_the_lake_holds_every_stored_event_once_by_paris_month_sorted_by_coarse_parent(paris: Settings,
@@ -171,6 +174,10 @@ def test_geopandas_reads_the_lake_with_its_crs_points_and_bbox_filter(paris: Set
     at = events.loc[frame["id"]]
     assert np.array_equal(frame.geometry.x.to_numpy(), at["x"].to_numpy())
     assert np.array_equal(frame.geometry.y.to_numpy(), at["y"].to_numpy())
+    assert (frame["occurred_at"].to_numpy() == at["occurred_at"].dt.tz_convert("UTC").to_numpy()).all()
+    works = at["ends_at"].notna().to_numpy()
+    assert works.sum() > 0 and (frame["ends_at"].notna().to_numpy() == works).all()
+    assert (frame["ends_at"].to_numpy()[works] == at["ends_at"].dt.tz_convert("UTC").to_numpy()[works]).all()
     box = (2.28, 48.85, 2.31, 48.87)  # around the Champ-de-Mars
     near = gpd.read_parquet(lake, bbox=box)
     inside = events[(events["x"] >= box[0]) & (events["x"] <= box[2]) & (events["y"] >= box[1]) & (events["y"] <= box[3])]
