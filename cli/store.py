@@ -160,15 +160,13 @@ def aggregate(
 def _aggregate_on_dask(conn, lake: Path, scheduler: str | None) -> int:
     """Bring the lake up to date, count the rollups on the cluster, load them; return the events."""
     from geo_monitor.batch.cluster import dask_client
-    from geo_monitor.batch.rollups import lake_rollups, load_rollups
+    from geo_monitor.batch.rollups import rollups_from_lake
     from geo_monitor.store.lake import export_lake
 
     for line in export_lake(conn, lake).summary():
         console.print(line)
     with dask_client(scheduler) as client:
         console.print(f"dask: {len(client.scheduler_info()['workers'])} worker(s) at {client.scheduler.address}")
-        result = lake_rollups(client, lake)
-    load_rollups(conn, result)
-    console.print(f"  {result.months} month(s) counted on the cluster in {result.seconds:.1f} s, "
-                  f"{len(result.counts):,} rows loaded with COPY")
+        result = rollups_from_lake(conn, client, lake)
+    console.print(f"  {result.months} month(s) counted on the cluster and loaded with COPY in {result.seconds:.1f} s")
     return result.events

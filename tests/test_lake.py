@@ -27,7 +27,7 @@ from geo_monitor.analysis.cubes import step_cube
 from geo_monitor.analysis.emerging import emerging_frame
 from geo_monitor.batch.cluster import dask_client, worker_peak_rss
 from geo_monitor.batch.cubes import lake_emerging, lake_step_cube
-from geo_monitor.batch.rollups import lake_rollups, load_rollups
+from geo_monitor.batch.rollups import rollups_from_lake
 from geo_monitor.calendar import Window
 from geo_monitor.grid import study_grid
 from geo_monitor.settings import Settings
@@ -196,27 +196,49 @@ def test_dask_geopandas_reads_the_lake(paris: Settings, lake: Path) -> None:
     assert np.array_equal(whole.geometry.x.to_numpy(), events.loc[whole["id"], "x"].to_numpy())
 
 
-def _rollup(conn: psycopg.Connection) -> list[tuple]:
-    return conn.execute("SELECT resolution, month, category_id, cell, n FROM rollup_monthly ORDER BY 1, 2, 3, 4").fetchall()
+def _rollup(conn: psycopg.Connection) -> dict[str, list[tuple]]:
+    """Every rollup table main has, in key order."""
+    return {table: conn.execute(f"SELECT resolution, {period}, category_id, cell, n FROM {table} ORDER BY 1, 2, 3, 4")
+            .fetchall() for table, period in rollups.TABLES.items()}
 
 
 def test_dask_rollups_equal_postgres_row_for_row(paris: Settings, lake: Path, client) -> None:
     with db.connect(paris) as conn:
         events = rollups.refresh(conn)
         want = _rollup(conn)
-        conn.execute("TRUNCATE rollup_monthly")
+        conn.execute("TRUNCATE rollup_daily, rollup_monthly")
         conn.commit()
-        result = lake_rollups(client, lake)
-        assert result.events == events and result.months >= 30
-        load_rollups(conn, result)
+        result = rollups_from_lake(conn, client, lake)
         got = _rollup(conn)
         assert rollups.is_fresh(conn)
         state = conn.execute("SELECT last_batch_id, events FROM rollup_state").fetchone()
-    assert len(got) == len(want) > 10_000
-    assert got == want
+    assert result.events == events and result.months >= 30
+    assert set(got) == set(rollups.TABLES) == {"rollup_daily", "rollup_monthly"}
+    for table in rollups.TABLES:
+        assert len(got[table]) == len(want[table]) == result.rows[table] > 10_000, table
+        assert got[table] == want[table], table
+        assert {r for r, *_ in got[table]} == set(rollups.ROLLUP_RESOLUTIONS)
     assert state == (2, events)
-    assert {r for r, *_ in got} == set(rollups.ROLLUP_RESOLUTIONS)
     assert len(worker_peak_rss(client)) == 2
+
+
+def test_a_damaged_lake_replaces_nothing(paris: Settings, lake: Path, client, tmp_path: Path) -> None:
+    import shutil
+
+    lost, cut = tmp_path / "lost", tmp_path / "cut"
+    shutil.copytree(lake, lost)
+    shutil.copytree(lake, cut)
+    next(lost.glob("month=2021-04/*.parquet")).unlink()
+    victim = next(cut.glob("month=2021-04/*.parquet"))
+    table = pq.read_table(victim, partitioning=None)
+    pq.write_table(table.slice(0, table.num_rows // 2), victim)
+    with db.connect(paris) as conn:
+        before = _rollup(conn)
+        with pytest.raises(ValueError, match="lost 1 file"):
+            rollups_from_lake(conn, client, lost)
+        with pytest.raises(ValueError, match="inconsistent: its files hold"):
+            rollups_from_lake(conn, client, cut)
+        assert _rollup(conn) == before
 
 
 @pytest.mark.parametrize(("resolution", "step", "start", "end"), [(9, "month", "2019-01-01", "2022-01-01"),

@@ -1,76 +1,81 @@
-"""Monthly rollups computed on Dask distributed from the event lake, then loaded into PostGIS.
+"""The rollups computed on Dask distributed from the event lake, then loaded into PostGIS.
 
 A lake partition is one Paris calendar month, so a month's counts need no shuffle: one task
-per month reads that month's files (category and fine cell only), takes the parents of the
-resolution-11 cell (``hexagons.cells_to_parents``, as ingest does) and counts
-(resolution, category, cell). The result equals ``store.rollups.refresh`` row for row.
+per month reads that month's files (category, time and fine cell only), takes the parents of
+the resolution-11 cell (``hexagons.cells_to_parents``, as ingest does) and counts the rows of
+every rollup table with ``store.rollups.counts_of`` — the definition ingest uses. The client
+streams each month's rows into PostgreSQL as it arrives (binary COPY, one transaction), so
+it holds one month at a time. The result equals ``store.rollups.refresh`` row for row.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow.parquet as pq
-from distributed import Client
+from distributed import Client, as_completed
 
 from geo_monitor.errors import InputFileError
 from geo_monitor.hexagons import cells_to_parents
 from geo_monitor.store import lake as event_lake
 from geo_monitor.store import rollups
-from geo_monitor.store.rollups import KEYS, ROLLUP_RESOLUTIONS
+from geo_monitor.store.validate import EPOCH_2000_US, STORED_RESOLUTIONS
 
 
 @dataclass
 class BatchRollups:
-    """Rollup rows computed by the batch path, and what they include."""
+    """What the batch path counted and loaded."""
 
-    counts: pd.DataFrame  # resolution, month (datetime64[D]), category_id, cell, n
     events: int
     last_batch_id: int
     months: int
-    seconds: float
+    rows: dict[str, int] = field(default_factory=dict)  # table -> rows loaded
+    seconds: float = 0.0
 
 
-def month_counts(paths: list[str], month: str) -> tuple[pd.DataFrame, int]:
-    """Return one month's rollup rows from its lake files, and the number of events read."""
-    table = pq.read_table(paths, columns=["category_id", "h3_r11"], partitioning=None)
-    category = table["category_id"].to_numpy()
+def month_counts(paths: list[str]) -> tuple[dict[str, pd.DataFrame], int]:
+    """Return the rollup rows of one month's lake files, per table, and the number of events read."""
+    table = pq.read_table(paths, columns=["category_id", "occurred_at", "h3_r11"], partitioning=None)
     fine = table["h3_r11"].to_numpy()
-    frames = []
-    for r in ROLLUP_RESOLUTIONS:
-        frame = pd.DataFrame({"category_id": category, "cell": cells_to_parents(fine, r)})
-        counts = frame.groupby(["category_id", "cell"], sort=False).size().rename("n").reset_index()
-        counts.insert(0, "resolution", np.int16(r))
-        frames.append(counts)
-    out = pd.concat(frames, ignore_index=True)
-    out.insert(1, "month", np.datetime64(f"{month}-01", "D"))
-    return out[[*KEYS, "n"]], table.num_rows
+    cells = np.column_stack([cells_to_parents(fine, r) for r in STORED_RESOLUTIONS[:-1]] + [fine])
+    occurred_us = table["occurred_at"].cast("int64").to_numpy() - EPOCH_2000_US
+    return rollups.counts_of(occurred_us, table["category_id"].to_numpy(), cells), table.num_rows
 
 
-def lake_rollups(client: Client, lake: Path) -> BatchRollups:
-    """Compute the monthly rollups of every served resolution from the lake on the cluster."""
+def rollups_from_lake(conn: psycopg.Connection, client: Client, lake: Path) -> BatchRollups:
+    """Count every rollup table from the lake on the cluster and replace PostgreSQL's with them.
+
+    One transaction: if the lake's files do not hold the events its manifest lists, nothing
+    is replaced.
+    """
     started = time.perf_counter()
     manifest = event_lake.read_manifest(lake)
     months = event_lake.lake_files(lake, manifest)
-    futures = [client.submit(month_counts, [str(p) for p in paths], month, pure=False)
-               for month, paths in months.items()]
-    results = client.gather(futures)
-    frames = [frame for frame, _ in results]
-    counts = (pd.concat(frames, ignore_index=True) if frames
-              else pd.DataFrame({k: pd.Series(dtype="int64") for k in [*KEYS, "n"]}))
-    events = sum(n for _, n in results)
-    if events != manifest["events"]:
-        raise InputFileError(f"the lake {lake} is inconsistent: its files hold {events:,} events, its manifest "
-                             f"{manifest['events']:,}; write it again (geo-monitor export --lake NEW_DIR)")
-    return BatchRollups(counts, events, max(manifest["batches"], default=0), len(months),
-                        time.perf_counter() - started)
+    result = BatchRollups(0, max(manifest["batches"], default=0), len(months),
+                          dict.fromkeys(rollups.TABLES, 0))
+    missing = [str(p) for paths in months.values() for p in paths if not p.exists()]
+    if missing:
+        raise InputFileError(f"the lake {lake} lost {len(missing)} file(s) its manifest lists, e.g. {missing[0]}; "
+                             "write it again (geo-monitor export --lake NEW_DIR)")
+    futures = [client.submit(month_counts, [str(p) for p in paths], pure=False) for paths in months.values()]
 
+    def parts() -> Iterator[dict[str, pd.DataFrame]]:
+        for future, (counts, events) in as_completed(futures, with_results=True):
+            future.release()
+            result.events += events
+            for table, frame in counts.items():
+                result.rows[table] += len(frame)
+            yield counts
+        if result.events != manifest["events"]:
+            raise InputFileError(f"the lake {lake} is inconsistent: its files hold {result.events:,} events, its "
+                                 f"manifest {manifest['events']:,}; write it again (geo-monitor export --lake NEW_DIR)")
 
-def load_rollups(conn: psycopg.Connection, result: BatchRollups) -> None:
-    """Replace the PostGIS rollup with the batch path's rows (one transaction, binary COPY)."""
-    rollups.replace(conn, result.counts, last_batch_id=result.last_batch_id, events=result.events)
+    rollups.replace(conn, parts(), last_batch_id=result.last_batch_id, events=manifest["events"])
+    result.seconds = time.perf_counter() - started
+    return result
