@@ -1,6 +1,6 @@
 """Scale benchmark: monthly rollups by PostgreSQL against the batch path on Dask (1 and 2 workers).
 
-Run:  .venv/bin/python bench/scale.py [--events 10000000] [--repeat 3] [--lake DIR] [--keep-db]
+Run:  .venv/bin/python bench/scale.py [--events 10000000] [--repeat 3] [--lake DIR] [--reuse-lake DIR] [--keep-db]
       (--events 50000000 for the large run)
 
 1. Writes N synthetic events straight into an event lake, in parallel on a 2-worker
@@ -11,7 +11,8 @@ Run:  .venv/bin/python bench/scale.py [--events 10000000] [--repeat 3] [--lake D
    COPY, as ingest writes them), then times ``store.rollups.refresh`` — the baseline, what
    ``geo-monitor aggregate`` runs — and the Dask path (``batch.rollups.lake_rollups``) on a
    fresh LocalCluster of 1 and of 2 worker processes (1 thread each), checking that the Dask
-   rows equal PostgreSQL's. Medians of ``--repeat`` runs, the peak memory of each worker, the
+   rows equal PostgreSQL's. Both engines write every rollup table (daily and monthly,
+   resolutions 7-11) into the database, so the times compare like with like. Medians of ``--repeat`` runs, the peak memory of each worker, the
    events per second per worker and the scaling curve go to stdout; progress to stderr.
 """
 
@@ -34,7 +35,7 @@ from common import code_revision, database_url, finish, say  # noqa: E402 (bench
 
 from geo_monitor import db
 from geo_monitor.batch.cluster import dask_client, worker_peak_rss
-from geo_monitor.batch.rollups import lake_rollups
+from geo_monitor.batch.rollups import rollups_from_lake
 from geo_monitor.hexagons import cells_to_parents
 from geo_monitor.settings import Settings
 from geo_monitor.store import lake as event_lake
@@ -143,18 +144,13 @@ def column_bytes(lake: Path, columns: tuple[str, ...]) -> int:
     return total
 
 
-def rollup_frame(conn: psycopg.Connection) -> pd.DataFrame:
-    """Return the stored rollup in key order."""
-    rows = conn.execute("SELECT resolution, month, category_id, cell, n FROM rollup_monthly ORDER BY 1, 2, 3, 4").fetchall()
-    return pd.DataFrame(rows, columns=[*rollups.KEYS, "n"])
-
-
-def same_rows(counts: pd.DataFrame, stored: pd.DataFrame) -> bool:
-    """Whether the Dask rows equal the stored rollup row for row."""
-    got = counts.assign(month=pd.to_datetime(counts["month"]).dt.date).sort_values(rollups.KEYS, ignore_index=True)
-    got = got.astype({"resolution": "int64", "category_id": "int64", "cell": "int64", "n": "int64"})
-    want = stored.astype({"resolution": "int64", "category_id": "int64", "cell": "int64", "n": "int64"})
-    return got.shape == want.shape and bool((got.to_numpy() == want.to_numpy()).all())
+def differing_rows(conn: psycopg.Connection) -> int:
+    """Return the rows that differ between each rollup table and PostgreSQL's copy of it (both ways)."""
+    total = 0
+    for table in rollups.TABLES:
+        total += conn.execute(f"SELECT count(*) FROM ((TABLE {table} EXCEPT ALL TABLE bench_{table}) UNION ALL "
+                              f"(TABLE bench_{table} EXCEPT ALL TABLE {table})) AS d").fetchone()[0]
+    return total
 
 
 def main() -> None:
@@ -163,14 +159,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--lake", type=Path, help="keep the lake here (default: a temporary folder, removed)")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--reuse-lake", type=Path, help="a lake an earlier run kept with --lake: skip writing one")
     args = parser.parse_args()
     server = os.environ.get("GEO_MONITOR_BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     dbname = f"geo_monitor_bench_scale_{os.getpid()}"
     url = database_url(server, dbname)
     reference = Path(os.environ.get("GEO_MONITOR_REFERENCE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
     settings = Settings(database_url=url, reference_dir=reference)
-    lake = args.lake or Path(tempfile.mkdtemp(prefix="gm-lake-")) / "events"
-    if lake.exists() and any(lake.iterdir()):
+    lake = args.reuse_lake or args.lake or Path(tempfile.mkdtemp(prefix="gm-lake-")) / "events"
+    if not args.reuse_lake and lake.exists() and any(lake.iterdir()):
         sys.exit(f"{lake} is not empty: give a new folder")
     load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
     print(f"geo_monitor scale bench  code {code_revision()}  {os.cpu_count()} cores  load: {load}")
@@ -179,12 +176,17 @@ def main() -> None:
         db.up(settings)
         with db.connect(settings) as conn:
             load_reference(conn, settings)
-        say(f"writing {args.events:,} synthetic events into the lake {lake} (2 workers)")
-        events, lake_s = build_lake(settings, lake, args.events)
+        if args.reuse_lake:
+            events, lake_s = event_lake.read_manifest(lake)["events"], None
+        else:
+            say(f"writing {args.events:,} synthetic events into the lake {lake} (2 workers)")
+            events, lake_s = build_lake(settings, lake, args.events)
         size = event_lake.lake_bytes(lake)
         files = sum(len(v) for v in event_lake.lake_files(lake).values())
+        written = (f"written in {lake_s:.1f} s ({events / lake_s:,.0f} events/s on 2 workers, generation + "
+                   "generalisation)" if lake_s else f"reused from {lake}")
         print(f"lake: {events:,} events in {files} files, {size / 1e6:,.1f} MB, {size / events:.1f} bytes per event, "
-              f"written in {lake_s:.1f} s ({events / lake_s:,.0f} events/s on 2 workers, generation + generalisation)")
+              + written)
         read = column_bytes(lake, ("category_id", "h3_r11"))
         print(f"lake: the rollups read {read / 1e6:,.1f} MB (category_id, h3_r11), {read / events:.1f} bytes per event")
         say("loading the same events into PostgreSQL (binary COPY)")
@@ -195,26 +197,33 @@ def main() -> None:
               f"{table_bytes / events:.1f} bytes per event")
         timings: dict[str, list[float]] = {"postgres": [], "dask 1 worker": [], "dask 2 workers": []}
         peaks: dict[str, int] = {}
+        copies: dict[str, list[float]] = {"dask 1 worker": [], "dask 2 workers": []}
         with db.connect(settings) as conn:
             for i in range(args.repeat):
                 say(f"postgres refresh {i + 1}/{args.repeat}")
                 t = time.perf_counter()
                 rollups.refresh(conn)
                 timings["postgres"].append(time.perf_counter() - t)
-            stored = rollup_frame(conn)
+            rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in rollups.TABLES}
+            for table in rollups.TABLES:
+                conn.execute(f"CREATE TABLE bench_{table} AS TABLE {table}")
+            conn.commit()
         for workers in (1, 2):
             label = f"dask {workers} worker{'s' if workers > 1 else ''}"
             for i in range(args.repeat):
                 say(f"{label} {i + 1}/{args.repeat}")
-                with dask_client(workers=workers) as client:
+                with dask_client(workers=workers) as client, db.connect(settings) as conn:
                     t = time.perf_counter()
-                    result = lake_rollups(client, lake)
+                    result = rollups_from_lake(conn, client, lake)
                     timings[label].append(time.perf_counter() - t)
+                    copies[label].append(result.copy_seconds)
                     peaks[label] = max(peaks.get(label, 0), *worker_peak_rss(client).values())
-                if not same_rows(result.counts, stored):
-                    raise SystemExit(f"{label}: the Dask rollup differs from PostgreSQL's")
-        print(f"\nrollups of {events:,} events, {len(stored):,} rows, resolutions {rollups.ROLLUP_RESOLUTIONS}; "
-              f"median of {args.repeat}; Dask rows equal PostgreSQL's: yes")
+                    wrong = differing_rows(conn)
+                if wrong:
+                    raise SystemExit(f"{label}: {wrong:,} rollup rows differ from PostgreSQL's")
+        print(f"\nrollups of {events:,} events ({', '.join(f'{t} {n:,} rows' for t, n in rows.items())}; resolutions "
+              f"{rollups.ROLLUP_RESOLUTIONS}), written into PostgreSQL by each engine; median of {args.repeat}; "
+              "Dask rows equal PostgreSQL's: yes")
         base = statistics.median(timings["postgres"])
         print(f"{'engine':<16}{'median s':>10}{'runs':>28}{'events/s':>14}{'per worker':>14}{'vs postgres':>13}"
               f"{'peak MB/worker':>16}")
@@ -224,17 +233,28 @@ def main() -> None:
             peak = f"{peaks[label] / 1e6:,.0f}" if label in peaks else "-"
             print(f"{label:<16}{med:>10.2f}{' '.join(f'{r:.2f}' for r in runs):>28}{events / med:>14,.0f}"
                   f"{events / med / workers:>14,.0f}{base / med:>12.2f}x{peak:>16}")
+        for label, runs in copies.items():
+            copy = statistics.median(runs)
+            total = statistics.median(timings[label])
+            print(f"{label}: of {total:.2f} s, the client spent {copy:.2f} s writing {sum(rows.values()):,} rows into "
+                  f"PostgreSQL ({sum(rows.values()) / copy:,.0f} rows/s, serial) and waited {total - copy:.2f} s for "
+                  f"the counts ({events / max(total - copy, 1e-9):,.0f} events/s)")
         one, two = statistics.median(timings["dask 1 worker"]), statistics.median(timings["dask 2 workers"])
         print(f"\nscaling curve (Dask): 1 worker {events / one:,.0f} events/s -> 2 workers {events / two:,.0f} events/s "
               f"(speed-up {one / two:.2f}x, efficiency {one / two / 2:.0%}) on {os.cpu_count()} shared cores")
-        per_worker = events / one
-        print(f"projection: a 10-node cluster of 8 workers each at the measured {per_worker:,.0f} events/s per worker "
-              f"and the measured 2-worker efficiency would count {per_worker * 80 * min(1.0, one / two / 2):,.0f} "
-              f"events/s (10^8 events in {1e8 / (per_worker * 80 * min(1.0, one / two / 2)):.1f} s)")
+        copy_one = statistics.median(copies["dask 1 worker"])
+        per_worker = events / max(one - copy_one, 1e-9)  # counting only: the COPY is the client's, serial
+        efficiency = min(1.0, one / two / 2)
+        rate = per_worker * 80 * efficiency
+        rows_per_event, copy_rate = sum(rows.values()) / events, sum(rows.values()) / max(copy_one, 1e-9)
+        print(f"projection, 10 nodes x 8 workers: counting at the measured {per_worker:,.0f} events/s per worker and "
+              f"{efficiency:.0%} efficiency = {rate:,.0f} events/s; 10^8 events: {1e8 / rate:.0f} s counting + "
+              f"{1e8 * rows_per_event / copy_rate:.0f} s writing {rows_per_event:.1f} rollup rows per event into one "
+              f"PostgreSQL at the measured {copy_rate:,.0f} rows/s (grows with cells x days, not with workers)")
         print(f"load after: {subprocess.run(['uptime'], capture_output=True, text=True, check=False).stdout.strip()}")
     finally:
         finish(settings, dbname, url, args.keep_db)
-        if args.lake is None:
+        if args.lake is None and args.reuse_lake is None:
             shutil.rmtree(lake.parent, ignore_errors=True)
 
 

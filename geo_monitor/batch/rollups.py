@@ -36,7 +36,8 @@ class BatchRollups:
     last_batch_id: int
     months: int
     rows: dict[str, int] = field(default_factory=dict)  # table -> rows loaded
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole job, from submitting the tasks to the commit
+    copy_seconds: float = 0.0  # of which the client spent writing rows into PostgreSQL
 
 
 def month_counts(paths: list[str]) -> tuple[dict[str, pd.DataFrame], int]:
@@ -71,7 +72,9 @@ def rollups_from_lake(conn: psycopg.Connection, client: Client, lake: Path) -> B
             result.events += events
             for table, frame in counts.items():
                 result.rows[table] += len(frame)
-            yield counts
+            handed = time.perf_counter()
+            yield counts  # the caller copies them into PostgreSQL before asking for the next month
+            result.copy_seconds += time.perf_counter() - handed
         if result.events != manifest["events"]:
             raise InputFileError(f"the lake {lake} is inconsistent: its files hold {result.events:,} events, its "
                                  f"manifest {manifest['events']:,}; write it again (geo-monitor export --lake NEW_DIR)")
