@@ -122,6 +122,7 @@ def test_the_lake_holds_every_stored_event_once_by_paris_month_sorted_by_coarse_
                                                                                         lake: Path) -> None:
     events = _events(paris)
     manifest = json.loads((lake / event_lake.MANIFEST).read_text())
+    assert lake.stat().st_mode & 0o077 == 0  # fine events: the owner's only
     assert manifest["batches"] == [1, 2] and manifest["events"] == len(events)
     seen = []
     for month, paths in event_lake.lake_files(lake).items():

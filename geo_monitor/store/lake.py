@@ -256,7 +256,8 @@ def export_lake(conn: psycopg.Connection, lake: Path, *,
     started = time.perf_counter()
     lake = Path(lake)
     manifest = read_manifest(lake)
-    lake.mkdir(parents=True, exist_ok=True)
+    if not lake.exists():
+        lake.mkdir(parents=True, mode=0o700)  # fine events: readable by their owner only (docs/scale.md)
     orphans = _remove_orphans(lake, manifest)
     report = ExportReport(lake, [], 0, removed_orphans=orphans)
     conn.commit()
