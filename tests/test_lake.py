@@ -20,6 +20,7 @@ import pandas as pd
 import psycopg
 import pyarrow.parquet as pq
 import pytest
+from builders import own_database
 
 from geo_monitor import db, hexagons
 from geo_monitor.analysis.counts import hex_counts
@@ -32,10 +33,9 @@ from geo_monitor.calendar import Window
 from geo_monitor.grid import study_grid
 from geo_monitor.settings import Settings
 from geo_monitor.store import lake as event_lake
-from geo_monitor.store import reference, rollups
+from geo_monitor.store import rollups
 from geo_monitor.store.ingest import ingest_file
 from geo_monitor.store.sample import generate_sample
-from tests.conftest import make_settings, new_database_name, require_server
 from tests.test_cli import run
 
 PARIS_20 = [str(75100 + n) for n in range(1, 21)]
@@ -48,17 +48,10 @@ EDGES = ["2021-04-01T00:30:00+02:00", "2021-01-01T00:10:00+01:00", "2020-10-25T0
 
 
 @pytest.fixture(scope="module")
-def paris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+def paris(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A database of the whole city, with the reference layers, holding nothing yet."""
-    require_server()
-    settings = make_settings(new_database_name(), tmp_path_factory.mktemp("cache"), study_area=PARIS_20)
-    try:
-        db.up(settings)
-        with db.connect(settings) as conn:
-            reference.load_reference(conn, settings)
-        yield settings
-    finally:
-        db.drop_database(settings)
+    with own_database(settings, "lake", tmp_path_factory.mktemp("cache"), study_area=PARIS_20) as own:
+        yield own
 
 
 def _ingest(settings: Settings, path: Path) -> None:
