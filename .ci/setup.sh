@@ -100,6 +100,35 @@ host all postgres ::1/128 trust" "$hba"
     }
 }
 
+# Server settings for a store of millions of events, all applied by a reload (no restart, so
+# a running cluster keeps its sessions). Bulk ingest dirties pages all over the events indexes
+# (random external-id hashes, events arriving in any time order); with the defaults (1 GB of
+# WAL, a checkpoint every 5 min) each checkpoint makes the next write of every such page log
+# a full 8 kB image, so ingest slowed as the store grew. README "PostgreSQL settings" says what
+# a dedicated server should use (shared_buffers needs a restart and is left to its owner).
+GEO_MONITOR_PG_SETTINGS=(
+    max_wal_size=4GB
+    checkpoint_timeout=15min
+    wal_compression=lz4
+)
+
+_gm_postgres_settings() {
+    [[ -n "${GEO_MONITOR_TEST_SERVER_URL:-}${GEO_MONITOR_DATABASE_URL:-}" ]] && return 0  # not our server
+    local item name value current changed=0
+    for item in "${GEO_MONITOR_PG_SETTINGS[@]}"; do
+        name=${item%%=*} value=${item#*=}
+        current=$(psql -w -X -q -At -h 127.0.0.1 -p 5432 -U postgres -d postgres \
+            -c "SELECT setting FROM pg_file_settings WHERE name = '$name' AND sourcefile LIKE '%postgresql.auto.conf' AND applied")
+        [[ "$current" == "$value" ]] && continue
+        _gm_log "PostgreSQL setting $name = $value (ALTER SYSTEM)"
+        psql -w -X -q -At -h 127.0.0.1 -p 5432 -U postgres -d postgres -c "ALTER SYSTEM SET $name = '$value'"
+        changed=1
+    done
+    if ((changed)); then
+        psql -w -X -q -At -h 127.0.0.1 -p 5432 -U postgres -d postgres -c "SELECT pg_reload_conf()" >/dev/null
+    fi
+}
+
 _gm_venv() {
     local repo=$1 hash
     if [[ ! -x "$repo/.venv/bin/python" ]]; then
@@ -129,6 +158,7 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     _gm_apt_packages
     _gm_postgres
     _gm_postgres_access
+    _gm_postgres_settings
     _gm_venv "$_gm_repo"
     _gm_map_assets "$_gm_repo"
 else

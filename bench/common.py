@@ -68,9 +68,9 @@ def fill(settings: Settings, n: int, *, reuse: bool) -> tuple[int, IngestReport 
     say(f"  ingest: {report.accepted:,} accepted of {report.received:,} in {report.seconds:.1f} s "
         f"({report.received / max(report.seconds, 1e-9):,.0f} rows/s)")
     with db.connect(settings, autocommit=True) as conn:
-        say("VACUUM ANALYZE events, rollup_monthly")
-        conn.execute("VACUUM ANALYZE events")
-        conn.execute("VACUUM ANALYZE rollup_monthly")
+        say("VACUUM ANALYZE events and the rollups")
+        for table in ("events", "rollup_monthly", "rollup_daily"):
+            conn.execute(f"VACUUM ANALYZE {table}")
     return report.accepted, report
 
 

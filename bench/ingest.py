@@ -107,9 +107,10 @@ def reset(conn: psycopg.Connection, *, batches: bool = True) -> None:
     tables = ["events"]
     if batches:
         tables.append("ingest_batches")
-        if conn.execute("SELECT to_regclass('rollup_monthly') IS NOT NULL").fetchone()[0]:
-            tables.append("rollup_monthly")
-            conn.execute("UPDATE rollup_state SET last_batch_id = 0, events = 0")
+        for table in ("rollup_monthly", "rollup_daily"):
+            if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()[0]:
+                tables.append(table)
+        conn.execute("UPDATE rollup_state SET last_batch_id = 0, events = 0")
     conn.execute(f"TRUNCATE {', '.join(tables)}")
     conn.commit()
     conn.execute("CHECKPOINT")

@@ -9,8 +9,13 @@ CREATE TABLE rollup_daily (
     category_id smallint NOT NULL,
     cell        bigint   NOT NULL,
     n           integer  NOT NULL,
-    PRIMARY KEY (resolution, day, category_id, cell)
+    PRIMARY KEY (resolution, category_id, day, cell)
 );
+
+-- Category before time in both keys: a query names its categories and a range of periods, so
+-- it reads only its categories' rows (time first, it read every category's and filtered).
+ALTER TABLE rollup_monthly DROP CONSTRAINT rollup_monthly_pkey;
+ALTER TABLE rollup_monthly ADD CONSTRAINT rollup_monthly_pkey PRIMARY KEY (resolution, category_id, month, cell);
 
 -- The rollups are rebuilt on the next read (rollup_state says nothing is included yet), so a
 -- store migrated with events in it serves the new tables complete.

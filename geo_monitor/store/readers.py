@@ -86,18 +86,33 @@ def _read_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     # Every column as text: our validation gives per-row reasons, pyarrow would fail the file.
     convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in header},
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
-    read = pacsv.ReadOptions(block_size=max(1 << 20, chunk_rows * 100), encoding="utf8")  # ~100 bytes a row
+    # Small blocks: the streaming reader reads ahead a number of blocks, so with blocks of a
+    # whole chunk it held ~200 MB of a large file before the first chunk was used (peak RSS
+    # grew with the file). Blocks are gathered into chunks of ``chunk_rows`` here instead.
+    read = pacsv.ReadOptions(block_size=1 << 20, encoding="utf8")
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
     start = 1
     try:
         reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
-        for batch in reader:
-            frame = batch.to_pandas()
+        for frame in _gathered(reader, chunk_rows):
             frame[RECORD] = np.arange(start, start + len(frame))
             start += len(frame)
             yield frame
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise InputFileError(f"{path.name} is not a well-formed CSV file: {_csv_problem(path, delimiter, len(header), exc)}") from None
+
+
+def _gathered(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pd.DataFrame]:
+    """Yield the batches as frames of at least ``rows`` rows (the last one may hold fewer)."""
+    pending, count = [], 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending).to_pandas()
+            pending, count = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending).to_pandas()
 
 
 def _csv_problem(path: Path, delimiter: str, width: int, exc: Exception) -> str:

@@ -115,7 +115,7 @@ def add_batch(conn: psycopg.Connection, batch_id: int) -> None:
     delta = _delta_table("rollup_monthly")
     total = conn.execute(f"SELECT coalesce(sum(n), 0) FROM {delta} WHERE resolution = 11").fetchone()[0]
     for table, period in TABLES.items():
-        keys = f"resolution, {period}, category_id, cell"
+        keys = f"resolution, category_id, {period}, cell"  # the primary key's order
         conn.execute(
             f"""INSERT INTO {table} ({keys}, n)
                 SELECT {keys}, sum(n) FROM {_delta_table(table)} GROUP BY {keys} ORDER BY {keys}
