@@ -65,6 +65,18 @@ class Settings(BaseSettings):
         default_factory=dict, description='Vocabulary extension, e.g. {"incident": ["noise"]}'
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_parses(cls, value: str) -> str:
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            conninfo_to_dict(value)
+        except Exception as exc:  # psycopg.ProgrammingError: say which setting and what it should look like
+            raise ValueError(f"not a PostgreSQL connection URL ({str(exc).strip()}); expected e.g. "
+                             "postgresql://user@host:5432/geo_monitor") from None
+        return value
+
     @field_validator("resolutions")
     @classmethod
     def _resolutions_in_range(cls, value: list[int]) -> list[int]:
