@@ -76,6 +76,7 @@ SURFACES: dict[str, frozenset[str]] = {
     "ogc": TEAMS,
     "tiles": TEAMS,
 }
+MAX_PROTECTED_MONTHS = 12  # each month is one protected table (an LP audit): a year at most per question
 STUDY_BBOX = (2.26, 48.80, 2.45, 48.91)  # generous box around the north-east arrondissements
 PROTECTION = ("police outreach: whole past calendar months, resolution-{r} cells of the whole study grid with "
               "their arrondissements and total, counts under {k} suppressed with secondary suppression audited "
@@ -185,6 +186,10 @@ def whole_past_months(start: date, end: date, today: date | None = None) -> None
     if end.day != 1:
         raise AccessDeniedError(f"police see outreach only by whole calendar months: end {end} must be the "
                                 "first day of the month after the last one asked (end is exclusive)", "end")
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if months > MAX_PROTECTED_MONTHS:
+        raise AccessDeniedError(f"police see outreach for at most {MAX_PROTECTED_MONTHS} months at once "
+                                f"(asked {months}): ask year by year", "end")
     current = (today or datetime.now(PARIS).date()).replace(day=1)
     if end > current:
         raise AccessDeniedError(f"police see outreach only for months that are over: end must be {current} "
