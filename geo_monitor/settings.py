@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     police_outreach_max_resolution: int = Field(
         8, description="Finest resolution at which police see outreach counts (suppressed under release_k)"
     )
+    police_outreach_settle_days: int = Field(
+        7, ge=0, description="Days after a month ends before police may see its (then fixed) outreach table"
+    )
     extra_categories: dict[str, list[str]] = Field(
         default_factory=dict, description='Vocabulary extension, e.g. {"incident": ["noise"]}'
     )

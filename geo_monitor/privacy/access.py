@@ -35,16 +35,17 @@ Role rules (DESIGN.md, Roles)
 - outreach: incidents and works; outreach only of the team's own sources.
 - police: incidents and works; outreach only as protected statistics: all outreach
   categories together, one fixed partition (the H3 cells of ``police_outreach_max_resolution``
-  over the whole study grid, with their arrondissements and the total), whole past calendar
-  months only, small cells suppressed with audited secondary suppression, an area or bbox only
-  selects among the protected cells. No analysis, export or zone summary shows them outreach.
+  over the whole study grid, with their arrondissements and the total), whole calendar months
+  over for ``police_outreach_settle_days``, small cells suppressed with audited secondary
+  suppression, each month's table kept once answered, an area or bbox only selects among the
+  protected cells. No analysis, export or zone summary shows them outreach.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import geopandas as gpd
 import psycopg
@@ -178,8 +179,8 @@ def check_kinds(kinds: list[str] | None) -> None:
             raise InvalidArgumentError(f"unknown kind {kind[:40]!r}; kinds are {', '.join(KINDS)}", "kind")
 
 
-def whole_past_months(start: date, end: date, today: date | None = None) -> None:
-    """Refuse a window that is not one or more whole calendar months already over (Paris time)."""
+def whole_past_months(start: date, end: date, settle_days: int = 0, today: date | None = None) -> None:
+    """Refuse a window that is not whole calendar months over for ``settle_days`` (Paris time)."""
     if start.day != 1:
         raise AccessDeniedError(f"police see outreach only by whole calendar months: start {start} must be "
                                 f"the first day of a month (e.g. {start.replace(day=1)})", "start")
@@ -190,10 +191,11 @@ def whole_past_months(start: date, end: date, today: date | None = None) -> None
     if months > MAX_PROTECTED_MONTHS:
         raise AccessDeniedError(f"police see outreach for at most {MAX_PROTECTED_MONTHS} months at once "
                                 f"(asked {months}): ask year by year", "end")
-    current = (today or datetime.now(PARIS).date()).replace(day=1)
-    if end > current:
-        raise AccessDeniedError(f"police see outreach only for months that are over: end must be {current} "
-                                "or earlier", "end")
+    today = today or datetime.now(PARIS).date()
+    if end + timedelta(days=settle_days) > today:
+        latest = (today - timedelta(days=settle_days)).replace(day=1)
+        raise AccessDeniedError(f"police see a month's outreach only {settle_days} days after it is over (late "
+                                f"uploads settle first): end must be {latest} or earlier", "end")
 
 
 def slice_for(principal: Principal, settings: Settings | None = None, *, start: date, end: date, resolution: int,
@@ -235,7 +237,7 @@ def slice_for(principal: Principal, settings: Settings | None = None, *, start: 
                                 f"(asked {resolution})", "resolution")
     if categories:
         raise AccessDeniedError("police see outreach only as all categories together: omit category", "category")
-    whole_past_months(start, end)
+    whole_past_months(start, end, settings.police_outreach_settle_days)
     chosen.protection, chosen.suppress_under = "suppression", settings.release_k
     chosen.notes.append(PROTECTION.format(r=fixed, k=settings.release_k))
     return chosen
