@@ -257,18 +257,27 @@ def analysis_kinds(principal: Principal, kinds: list[str] | None) -> list[str] |
 
 def hex_counts(conn: psycopg.Connection, principal: Principal, chosen: Slice,
                settings: Settings | None = None) -> Counts:
-    """Answer a slice checked by ``slice_for`` for this principal, protection applied first."""
+    """Answer a slice checked by ``slice_for`` for this principal, protection applied first.
+
+    A ``Slice`` built by hand is held to the same rules: police outreach only as a protected
+    table of whole settled months on the fixed partition, an outreach team only with its team.
+    """
     settings = settings or get_settings()
-    if chosen.protection == "suppression" or outreach_scope(principal) == "protected" and chosen.kinds and \
-            "outreach" in chosen.kinds:
-        if chosen.protection != "suppression":  # a Slice not made by slice_for for this principal
-            raise AccessDeniedError("police outreach must be asked through access.slice_for", "kind")
+    scope = outreach_scope(principal)
+    asks_outreach = chosen.kinds is None or "outreach" in chosen.kinds
+    if scope == "none":
+        raise AccessDeniedError(f"the {principal.role} role sees only the published release")
+    if chosen.protection == "suppression" or (asks_outreach and scope == "protected"):
+        if chosen.protection != "suppression" or chosen.kinds != ["outreach"] or chosen.categories \
+                or chosen.resolution != settings.police_outreach_max_resolution:
+            raise AccessDeniedError("police see outreach only as the protected table access.slice_for asks for",
+                                    "kind")
+        whole_past_months(chosen.start, chosen.end, settings.police_outreach_settle_days)
         frame, total, metadata = protected_counts(conn, start=chosen.start, end=chosen.end,
-                                                  resolution=chosen.resolution, k=chosen.suppress_under,
+                                                  resolution=chosen.resolution, k=settings.release_k,
                                                   area=chosen.area, settings=settings)
         return Counts(frame, total, metadata)
-    if outreach_scope(principal) == "team" and chosen.kinds and "outreach" in chosen.kinds \
-            and chosen.team != principal.team:
+    if asks_outreach and scope == "team" and chosen.team != principal.team:
         raise AccessDeniedError("an outreach team sees only its own outreach records", "team")
     frame = exact_counts(conn, start=chosen.start, end=chosen.end, resolution=chosen.resolution,
                          kinds=chosen.kinds, categories=chosen.categories, area=chosen.area, team=chosen.team,

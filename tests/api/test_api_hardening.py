@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 import shapely
+from servers import free_port, server_env, start_server, stop_server
 
 from geo_monitor import hexagons
 
@@ -57,48 +53,20 @@ def test_a_body_under_the_limit_is_still_parsed(client, headers) -> None:
 
 # --- 3. X-Forwarded-For only from trusted proxies, the reference cache ------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def serve(api_settings, api_data, tmp_path) -> Iterator:
     """``serve(**env) -> base URL``: ``geo-monitor serve`` in a subprocess, stopped after the test."""
-    started: list[subprocess.Popen] = []
+    started = []
 
     def start(**env: str) -> str:
-        port = _free_port()
-        environ = {**{k: v for k, v in os.environ.items() if not k.startswith("GEO_MONITOR_")},
-                   "GEO_MONITOR_DATABASE_URL": api_settings.database_url,
-                   "GEO_MONITOR_REFERENCE_DIR": str(api_settings.reference_dir), "GEO_MONITOR_ENVIRONMENT": "test",
-                   "GEO_MONITOR_CACHE_DIR": str(api_settings.cache_dir), **env}
-        log = open(tmp_path / f"serve-{port}.log", "w+b")
-        process = subprocess.Popen([str(GEO_MONITOR), "serve", "--port", str(port)], cwd=tmp_path, env=environ,
-                                   stdout=log, stderr=log)
-        started.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    return base
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"geo-monitor serve did not come up:\n{log.read().decode()[-3000:]}")
-            time.sleep(0.3)
+        port = free_port()
+        started.append(start_server([str(GEO_MONITOR), "serve", "--port", str(port)], server_env(api_settings, **env),
+                                    tmp_path, port))
+        return f"http://127.0.0.1:{port}"
 
     yield start
     for process in started:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(process)
 
 
 def _answered(base: str, forwarded: list[str]) -> int:

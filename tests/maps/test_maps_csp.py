@@ -7,17 +7,12 @@ violation (the policy is the response header, exactly as a browser in the field 
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from servers import free_port, server_env, start_server, stop_server
 
 from geo_monitor import db
 from geo_monitor.privacy.tokens import create_token
@@ -34,38 +29,13 @@ def server(maps_db: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """(base URL, planner token) of ``geo-monitor serve`` on the maps' database."""
     with db.connect(maps_db) as conn:
         token = create_token(conn, role="planner", team="csp-check", days=1)[1]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    folder = tmp_path_factory.mktemp("csp-serve")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GEO_MONITOR_")},
-           "GEO_MONITOR_DATABASE_URL": maps_db.database_url, "GEO_MONITOR_REFERENCE_DIR": str(maps_db.reference_dir),
-           "GEO_MONITOR_CACHE_DIR": str(maps_db.cache_dir), "GEO_MONITOR_ENVIRONMENT": "test"}
-    log = open(folder / "serve.log", "w+b")
-    process = subprocess.Popen([str(GEO_MONITOR), "serve", "--port", str(port)], cwd=folder, env=env,
-                               stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    port = free_port()
+    process = start_server([str(GEO_MONITOR), "serve", "--port", str(port)], server_env(maps_db),
+                           tmp_path_factory.mktemp("csp-serve"), port)
     try:
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"geo-monitor serve did not come up:\n{log.read().decode()[-3000:]}")
-            time.sleep(0.3)
-        yield base, token
+        yield f"http://127.0.0.1:{port}", token
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        stop_server(process)
 
 
 def open_page(browser, base: str, path: str, token: str | None) -> tuple[object, list[str], list[str]]:
