@@ -11,8 +11,9 @@ an outreach table that another of their answers could be subtracted from. The me
    layout at that resolution: each cell in one arrondissement), their arrondissement totals
    and the grand total: one linked table (cells -> arrondissements -> total).
 3. **Suppression before anything is summed.** Every node (cell, arrondissement, total) with
-   0 < count < k is suppressed; secondary suppression then hides more nodes until no
-   suppressed one can be narrowed to an interval narrower than k by subtraction, audited by
+   0 < count < k is suppressed; secondary suppression then hides more nodes (the smallest
+   non-zero siblings first) until no suppressed one can be narrowed to an interval narrower
+   than k by subtraction, audited by
    linear programming over all the table's equations (``geo_monitor.privacy.disclosure``).
    Zeros are not sensitive and are shown as such.
 4. **Totals and shares after protection.** The answer's total is the sum of the cells it
@@ -56,7 +57,8 @@ def month_table(conn: psycopg.Connection, frame: Layout, ids: list[int], first: 
     primary = (table.values > 0) & (table.values < k)
     lower = np.zeros(len(table.values))
     upper = np.full(len(table.values), np.inf)
-    protection = protect(table.values, primary, table.equations, lower, upper, k)
+    # Partners come from the smallest non-zero siblings first: a zero widens no interval.
+    protection = protect(table.values, primary, table.equations, lower, upper, k, prefer=table.values > 0)
     return table.values, protection.suppressed
 
 
