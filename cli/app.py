@@ -29,7 +29,7 @@ Out = Annotated[Path | None, typer.Option(help="Write the table: .geojson, .csv 
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
+    err.print("[bold red]error:[/] " + " ".join(str(exc).split()).replace("[", "\\["))  # one line, no markup
     raise typer.Exit(code=1)
 
 
@@ -38,9 +38,15 @@ def _settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        problems = "; ".join(f"GEO_MONITOR_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        _fail(ValueError(f"invalid settings: {problems}"))
+        _fail(ValueError(settings_problem(exc)))
         raise  # unreachable: _fail exits
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """Return invalid settings as one line naming each variable."""
+    return "invalid settings: " + "; ".join(
+        f"GEO_MONITOR_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors())
 
 
 def _progress() -> Progress:

@@ -75,6 +75,8 @@ def ingest(
     from geo_monitor.store.ingest import ingest_file
     from geo_monitor.store.readers import FORMATS
 
+    if not file.is_file():
+        _fail(FileNotFoundError(f"no file {file}: check the path (ingest reads one CSV, GeoJSON or GeoParquet file)"))
     settings = _settings()
     adapter = None
     if fmt == "dansmarue":

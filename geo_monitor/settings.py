@@ -61,9 +61,24 @@ class Settings(BaseSettings):
     police_outreach_max_resolution: int = Field(
         8, description="Finest resolution at which police see outreach counts (suppressed under release_k)"
     )
+    police_outreach_settle_days: int = Field(
+        7, ge=0, description="Days after a month ends before police may see its (then fixed) outreach table"
+    )
     extra_categories: dict[str, list[str]] = Field(
         default_factory=dict, description='Vocabulary extension, e.g. {"incident": ["noise"]}'
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_parses(cls, value: str) -> str:
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            conninfo_to_dict(value)
+        except Exception as exc:  # psycopg.ProgrammingError: say which setting and what it should look like
+            raise ValueError(f"not a PostgreSQL connection URL ({str(exc).strip()}); expected e.g. "
+                             "postgresql://user@host:5432/geo_monitor") from None
+        return value
 
     @field_validator("resolutions")
     @classmethod

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from geo_monitor import db
@@ -210,3 +211,20 @@ def test_analysis_commands_write_their_tables_and_summaries(loaded_db: Settings,
     assert (tmp_path / "gap.csv").read_text(encoding="utf-8").startswith("h3,")
     assert "release 2020-02" in release.stdout and "privacy loss epsilon" in release.stdout
     assert bad.returncode == 1 and "must come after" in bad.stderr
+
+
+@pytest.mark.parametrize(("args", "env", "expected"), [
+    (["ingest", "missing.csv"], {}, r"^error: no file missing\.csv: check the path"),
+    (["ingest", "missing.csv"], {"GEO_MONITOR_DATABASE_URL": "nonsense"}, r"^error: no file missing\.csv"),
+    (["db", "up"], {"GEO_MONITOR_DATABASE_URL": "nonsense"},
+     r"^error: invalid settings: GEO_MONITOR_DATABASE_URL: not a PostgreSQL connection URL .*expected e\.g\. "),
+    (["aggregate"], {"GEO_MONITOR_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+     r"^error: cannot connect to .*Set GEO_MONITOR_DATABASE_URL"),
+])
+def test_the_cli_never_shows_a_traceback(loaded_db: Settings, tmp_path: Path, args, env, expected) -> None:
+    """A missing input file or a malformed database URL: one line saying what to do, exit code 1."""
+    result = run(args, loaded_db, cwd=tmp_path, **env)
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(expected, lines[0]), result.stderr

@@ -35,16 +35,17 @@ Role rules (DESIGN.md, Roles)
 - outreach: incidents and works; outreach only of the team's own sources.
 - police: incidents and works; outreach only as protected statistics: all outreach
   categories together, one fixed partition (the H3 cells of ``police_outreach_max_resolution``
-  over the whole study grid, with their arrondissements and the total), whole past calendar
-  months only, small cells suppressed with audited secondary suppression, an area or bbox only
-  selects among the protected cells. No analysis, export or zone summary shows them outreach.
+  over the whole study grid, with their arrondissements and the total), whole calendar months
+  over for ``police_outreach_settle_days``, small cells suppressed with audited secondary
+  suppression, each month's table kept once answered, an area or bbox only selects among the
+  protected cells. No analysis, export or zone summary shows them outreach.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import geopandas as gpd
 import psycopg
@@ -76,6 +77,7 @@ SURFACES: dict[str, frozenset[str]] = {
     "ogc": TEAMS,
     "tiles": TEAMS,
 }
+MAX_PROTECTED_MONTHS = 12  # each month is one protected table (an LP audit): a year at most per question
 STUDY_BBOX = (2.26, 48.80, 2.45, 48.91)  # generous box around the north-east arrondissements
 PROTECTION = ("police outreach: whole past calendar months, resolution-{r} cells of the whole study grid with "
               "their arrondissements and total, counts under {k} suppressed with secondary suppression audited "
@@ -177,18 +179,23 @@ def check_kinds(kinds: list[str] | None) -> None:
             raise InvalidArgumentError(f"unknown kind {kind[:40]!r}; kinds are {', '.join(KINDS)}", "kind")
 
 
-def whole_past_months(start: date, end: date, today: date | None = None) -> None:
-    """Refuse a window that is not one or more whole calendar months already over (Paris time)."""
+def whole_past_months(start: date, end: date, settle_days: int = 0, today: date | None = None) -> None:
+    """Refuse a window that is not whole calendar months over for ``settle_days`` (Paris time)."""
     if start.day != 1:
         raise AccessDeniedError(f"police see outreach only by whole calendar months: start {start} must be "
                                 f"the first day of a month (e.g. {start.replace(day=1)})", "start")
     if end.day != 1:
         raise AccessDeniedError(f"police see outreach only by whole calendar months: end {end} must be the "
                                 "first day of the month after the last one asked (end is exclusive)", "end")
-    current = (today or datetime.now(PARIS).date()).replace(day=1)
-    if end > current:
-        raise AccessDeniedError(f"police see outreach only for months that are over: end must be {current} "
-                                "or earlier", "end")
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if months > MAX_PROTECTED_MONTHS:
+        raise AccessDeniedError(f"police see outreach for at most {MAX_PROTECTED_MONTHS} months at once "
+                                f"(asked {months}): ask year by year", "end")
+    today = today or datetime.now(PARIS).date()
+    if end + timedelta(days=settle_days) > today:
+        latest = (today - timedelta(days=settle_days)).replace(day=1)
+        raise AccessDeniedError(f"police see a month's outreach only {settle_days} days after it is over (late "
+                                f"uploads settle first): end must be {latest} or earlier", "end")
 
 
 def slice_for(principal: Principal, settings: Settings | None = None, *, start: date, end: date, resolution: int,
@@ -230,7 +237,7 @@ def slice_for(principal: Principal, settings: Settings | None = None, *, start: 
                                 f"(asked {resolution})", "resolution")
     if categories:
         raise AccessDeniedError("police see outreach only as all categories together: omit category", "category")
-    whole_past_months(start, end)
+    whole_past_months(start, end, settings.police_outreach_settle_days)
     chosen.protection, chosen.suppress_under = "suppression", settings.release_k
     chosen.notes.append(PROTECTION.format(r=fixed, k=settings.release_k))
     return chosen
@@ -250,18 +257,27 @@ def analysis_kinds(principal: Principal, kinds: list[str] | None) -> list[str] |
 
 def hex_counts(conn: psycopg.Connection, principal: Principal, chosen: Slice,
                settings: Settings | None = None) -> Counts:
-    """Answer a slice checked by ``slice_for`` for this principal, protection applied first."""
+    """Answer a slice checked by ``slice_for`` for this principal, protection applied first.
+
+    A ``Slice`` built by hand is held to the same rules: police outreach only as a protected
+    table of whole settled months on the fixed partition, an outreach team only with its team.
+    """
     settings = settings or get_settings()
-    if chosen.protection == "suppression" or outreach_scope(principal) == "protected" and chosen.kinds and \
-            "outreach" in chosen.kinds:
-        if chosen.protection != "suppression":  # a Slice not made by slice_for for this principal
-            raise AccessDeniedError("police outreach must be asked through access.slice_for", "kind")
+    scope = outreach_scope(principal)
+    asks_outreach = chosen.kinds is None or "outreach" in chosen.kinds
+    if scope == "none":
+        raise AccessDeniedError(f"the {principal.role} role sees only the published release")
+    if chosen.protection == "suppression" or (asks_outreach and scope == "protected"):
+        if chosen.protection != "suppression" or chosen.kinds != ["outreach"] or chosen.categories \
+                or chosen.resolution != settings.police_outreach_max_resolution:
+            raise AccessDeniedError("police see outreach only as the protected table access.slice_for asks for",
+                                    "kind")
+        whole_past_months(chosen.start, chosen.end, settings.police_outreach_settle_days)
         frame, total, metadata = protected_counts(conn, start=chosen.start, end=chosen.end,
-                                                  resolution=chosen.resolution, k=chosen.suppress_under,
+                                                  resolution=chosen.resolution, k=settings.release_k,
                                                   area=chosen.area, settings=settings)
         return Counts(frame, total, metadata)
-    if outreach_scope(principal) == "team" and chosen.kinds and "outreach" in chosen.kinds \
-            and chosen.team != principal.team:
+    if asks_outreach and scope == "team" and chosen.team != principal.team:
         raise AccessDeniedError("an outreach team sees only its own outreach records", "team")
     frame = exact_counts(conn, start=chosen.start, end=chosen.end, resolution=chosen.resolution,
                          kinds=chosen.kinds, categories=chosen.categories, area=chosen.area, team=chosen.team,

@@ -11,16 +11,19 @@ an outreach table that another of their answers could be subtracted from. The me
    layout at that resolution: each cell in one arrondissement), their arrondissement totals
    and the grand total: one linked table (cells -> arrondissements -> total).
 3. **Suppression before anything is summed.** Every node (cell, arrondissement, total) with
-   0 < count < k is suppressed; secondary suppression then hides more nodes until no
-   suppressed one can be narrowed to an interval narrower than k by subtraction, audited by
+   0 < count < k is suppressed; secondary suppression then hides more nodes (the smallest
+   non-zero siblings first) until no suppressed one can be narrowed to an interval narrower
+   than k by subtraction, audited by
    linear programming over all the table's equations (``geo_monitor.privacy.disclosure``).
    Zeros are not sensitive and are shown as such.
 4. **Totals and shares after protection.** The answer's total is the sum of the cells it
    shows and each share is relative to that total; the arrondissement totals and the grand
    total are the protected nodes themselves. An area or bbox only selects among the
    protected cells (by their centre); it never re-aggregates the events.
-5. **Identical answers to identical questions.** Everything above is a deterministic function
-   of the stored events of those months.
+5. **Identical answers to identical questions.** A month is answered only once it has been
+   over for ``police_outreach_settle_days`` (late uploads settle first); its first protected
+   table is then kept in ``protected_outreach_months`` and every later question about that
+   month gets the same table back, even after more events of that month arrive.
 """
 
 from __future__ import annotations
@@ -54,8 +57,33 @@ def month_table(conn: psycopg.Connection, frame: Layout, ids: list[int], first: 
     primary = (table.values > 0) & (table.values < k)
     lower = np.zeros(len(table.values))
     upper = np.full(len(table.values), np.inf)
-    protection = protect(table.values, primary, table.equations, lower, upper, k)
+    # Partners come from the smallest non-zero siblings first: a zero widens no interval.
+    protection = protect(table.values, primary, table.equations, lower, upper, k, prefer=table.values > 0)
     return table.values, protection.suppressed
+
+
+def frozen_month(conn: psycopg.Connection, frame: Layout, ids: list[int], first: date, k: int) -> np.ndarray:
+    """Return one month's shown table (None where suppressed), computed once and then kept.
+
+    The first answer for a month is stored; later questions get it back unchanged, so events
+    that arrive late cannot be isolated by asking the same month twice. The table is computed
+    again only if the partition itself changed (new reference boundaries).
+    """
+    key = {"m": first, "r": frame.resolution, "k": k}
+    row = conn.execute("SELECT cells, shown FROM protected_outreach_months WHERE month = %(m)s AND resolution = %(r)s "
+                       "AND k = %(k)s", key).fetchone()
+    if row is not None and np.array_equal(np.asarray(row[0], dtype=np.int64), frame.cells):
+        return np.array(row[1], dtype=object)
+    values, suppressed = month_table(conn, frame, ids, first, k)
+    shown = [None if hidden else int(v) for v, hidden in zip(values, suppressed, strict=True)]
+    conn.execute("INSERT INTO protected_outreach_months (month, resolution, k, cells, shown) "
+                 "VALUES (%(m)s, %(r)s, %(k)s, %(cells)s, %(shown)s) ON CONFLICT (month, resolution, k) "
+                 "DO UPDATE SET cells = EXCLUDED.cells, shown = EXCLUDED.shown, created_at = now() "
+                 "WHERE protected_outreach_months.cells <> EXCLUDED.cells",
+                 {**key, "cells": frame.cells.tolist(), "shown": shown})
+    row = conn.execute("SELECT shown FROM protected_outreach_months WHERE month = %(m)s AND resolution = %(r)s "
+                       "AND k = %(k)s", key).fetchone()  # a concurrent first answer wins for both
+    return np.array(row[0], dtype=object)
 
 
 def months_of(start: date, end: date) -> list[date]:
@@ -68,23 +96,22 @@ def months_of(start: date, end: date) -> list[date]:
 
 
 def protected_table(conn: psycopg.Connection, *, start: date, end: date, resolution: int, k: int,
-                    settings: Settings | None = None) -> tuple[Layout, np.ndarray, np.ndarray]:
-    """Return the layout and the (values, suppressed) of a window of whole months.
+                    settings: Settings | None = None) -> tuple[Layout, np.ndarray]:
+    """Return the layout and the shown nodes (None where suppressed) of a window of whole months.
 
-    The window's table is the node-wise sum of the protected monthly tables; a node
-    suppressed in any month is suppressed in the sum.
+    The window's table is the node-wise sum of the kept monthly tables; a node suppressed in
+    any month is suppressed in the sum, so a longer window says nothing the months do not.
     """
     settings = settings or get_settings()
     frame = layout(conn, settings, resolution=resolution)
     ids = category_ids(conn, ["outreach"])
-    values: np.ndarray | None = None
-    suppressed: np.ndarray | None = None
+    shown: np.ndarray | None = None
     for first in months_of(start, end):
-        month_values, month_suppressed = month_table(conn, frame, ids, first, k)
-        values = month_values if values is None else values + month_values
-        suppressed = month_suppressed if suppressed is None else suppressed | month_suppressed
-    assert values is not None and suppressed is not None  # a window holds at least one month
-    return frame, values, suppressed
+        month = frozen_month(conn, frame, ids, first, k)
+        shown = month if shown is None else np.array(
+            [None if a is None or b is None else a + b for a, b in zip(shown, month, strict=True)], dtype=object)
+    assert shown is not None  # a window holds at least one month
+    return frame, shown
 
 
 def protected_counts(conn: psycopg.Connection, *, start: date, end: date, resolution: int, k: int,
@@ -95,13 +122,11 @@ def protected_counts(conn: psycopg.Connection, *, start: date, end: date, resolu
     Cells shown as 0 are left out (as ``hex_counts`` leaves empty cells out); suppressed
     cells are always listed, so leaving a cell out never tells that it is zero.
     """
-    frame, values, suppressed = protected_table(conn, start=start, end=end, resolution=resolution, k=k,
-                                                settings=settings)
+    frame, shown = protected_table(conn, start=start, end=end, resolution=resolution, k=k, settings=settings)
     n = len(frame.cells)
-    shown = np.array([None if hidden else int(v) for v, hidden in zip(values, suppressed, strict=True)],
-                     dtype=object)
+    suppressed = np.array([v is None for v in shown])
     cells = frame.cells
-    keep = suppressed[:n] | (values[:n] > 0)
+    keep = suppressed[:n] | np.array([v is not None and v > 0 for v in shown[:n]])
     geometry = area_geometry(conn, area)
     if geometry is not None:
         lat, lng = hexagons.cells_to_latlng(cells)

@@ -20,13 +20,16 @@ the police answers give equals a true count under k.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import numpy as np
 import psycopg
 import pytest
 import shapely
 from builders import ingest_all
+from fastapi.testclient import TestClient
 
+from api.main import create_app
 from geo_monitor import db, hexagons
 from geo_monitor.grid import study_grid
 from geo_monitor.privacy.disclosure import lp_intervals
@@ -307,3 +310,35 @@ def test_police_outreach_windows_are_whole_past_months(client, headers, plant) -
         assert "calendar month" in answer.json()["error"]["message"] or "over" in answer.json()["error"]["message"]
     # incidents keep free windows for police
     assert get(client, headers, "police", start="2007-05-02", end="2007-05-09", kind="incident").status_code == 200
+
+
+def test_a_month_once_answered_does_not_move_when_late_events_arrive(client, headers, plant, api_settings) -> None:
+    """Asking the same month before and after a late upload would isolate the late events: it is kept."""
+    before = get(client, headers, "police", **JUNE, **OUTREACH8)
+    planner_before = get(client, headers, "planner", **JUNE, **OUTREACH8).json()["metadata"]["total"]
+    with db.connect(api_settings) as conn:
+        ingest_all(conn, api_settings, _contacts(_fine_child(conn, plant.x), 2, "2007-06-20", "late"), SOURCE)
+        conn.commit()
+    after = get(client, headers, "police", **JUNE, **OUTREACH8)
+    assert get(client, headers, "planner", **JUNE, **OUTREACH8).json()["metadata"]["total"] == planner_before + 2
+    assert after.status_code == 200 and after.json() == before.json()
+
+
+def _fine_child(conn, cell: int) -> int:
+    fine, parents = _fine_children(conn)
+    return int(fine[parents == cell][0])
+
+
+def test_a_month_is_shown_only_once_it_has_settled(api_settings, api_data, headers) -> None:
+    """With 400 days to settle, last month is refused, and a month of two years ago answered."""
+    slow = api_settings.model_copy(update={"police_outreach_settle_days": 400})
+    this_month = date.today().replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    with TestClient(create_app(slow)) as app:
+        answer = app.get("/hexagons", params={"start": str(last_month), "end": str(this_month), **OUTREACH8},
+                         headers=headers["police"])
+        assert answer.status_code == 403 and answer.json()["error"]["parameter"] == "end"
+        assert "400 days after it is over" in answer.json()["error"]["message"]
+        old = app.get("/hexagons", params={"start": "2008-03-01", "end": "2008-04-01", **OUTREACH8},
+                      headers=headers["police"])
+        assert old.status_code == 200

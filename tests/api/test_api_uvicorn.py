@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -14,53 +10,28 @@ from pathlib import Path
 
 import httpx
 import pytest
+from servers import free_port, server_env, stop_server
+from servers import start_server as begin
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def start_server(api_settings, api_data, tmp_path) -> Iterator:
     """``start(**env) -> base URL`` of a uvicorn process on a free port; stopped after the test."""
-    started: list[tuple[subprocess.Popen, object]] = []
+    started = []
 
     def start(**extra_env: str) -> str:
         port = free_port()
-        env = {**os.environ, "GEO_MONITOR_DATABASE_URL": api_settings.database_url,
-               "GEO_MONITOR_REFERENCE_DIR": str(api_settings.reference_dir), "GEO_MONITOR_ENVIRONMENT": "test",
-               "GEO_MONITOR_CACHE_DIR": str(api_settings.cache_dir), "PYTHONPATH": str(REPO), **extra_env}
-        log = open(tmp_path / f"uvicorn-{port}.log", "w+b")  # closed at teardown, read on failure
-        process = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "api.main:app_factory",
-                                    "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                                   cwd=tmp_path, env=env, stdout=log, stderr=log)
-        started.append((process, log))
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    return base
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"uvicorn did not come up (exit {process.poll()}):\n{log.read().decode()[-3000:]}")
-            time.sleep(0.2)
+        command = [sys.executable, "-m", "uvicorn", "--factory", "api.main:app_factory", "--host", "127.0.0.1",
+                   "--port", str(port), "--log-level", "warning"]
+        started.append(begin(command, server_env(api_settings, PYTHONPATH=str(REPO), **extra_env), tmp_path, port,
+                             timeout=30))
+        return f"http://127.0.0.1:{port}"
 
     yield start
-    for process, log in started:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    for process in started:
+        stop_server(process)
 
 
 def test_real_uvicorn_process_serves_the_api(start_server, tokens) -> None:
@@ -105,6 +76,6 @@ def test_more_concurrent_requests_than_threads_and_connections_all_succeed(start
         assert warm.status_code == 200
     started = time.monotonic()
     statuses = asyncio.run(run())
-    logs = "".join(p.read_text(errors="replace")[-3000:] for p in tmp_path.glob("uvicorn-*.log"))
+    logs = "".join(p.read_text(errors="replace")[-3000:] for p in tmp_path.glob("server-*.log"))
     assert statuses == [200] * len(queries), (sorted(set(statuses)), logs)
     assert time.monotonic() - started < 30
