@@ -19,6 +19,7 @@ GEO_MONITOR_APT_PACKAGES=(
 # ---- browser tests of the maps). They are installed with the list above when missing. ------
 GEO_MONITOR_EXTRA_APT_PACKAGES=(
     chromium  # the browser tests of the maps (driven by Playwright, no browser download)
+    gdal-bin  # ogrinfo / ogr2ogr: the tests open /ogc and the exports as a GIS client does
 )
 
 _gm_log() { printf '[setup] %s\n' "$*" >&2; }

@@ -12,8 +12,10 @@ Data (committed, so the app's own connections see it):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,8 @@ import pytest
 import shapely
 from builders import bearer, ingest_all, ingest_sample, make_tokens, records_in_cells
 from fastapi.testclient import TestClient
+from servers import free_port, server_env, stop_server
+from servers import start_server as begin
 
 from api.main import create_app
 from geo_monitor import db, hexagons
@@ -135,3 +139,24 @@ def works_site(api_settings: Settings) -> str:
                                 "AND w.starts_at IS NOT NULL ORDER BY w.id LIMIT 1")
     assert row is not None, "no works site in the study area: is the works layer loaded?"
     return row[0]
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def start_server(api_settings, api_data, tmp_path) -> Iterator:
+    """``start(**env) -> base URL`` of a uvicorn process on a free port; stopped after the test."""
+    started = []
+
+    def start(**extra_env: str) -> str:
+        port = free_port()
+        command = [sys.executable, "-m", "uvicorn", "--factory", "api.main:app_factory", "--host", "127.0.0.1",
+                   "--port", str(port), "--log-level", "warning"]
+        started.append(begin(command, server_env(api_settings, PYTHONPATH=str(REPO), **extra_env), tmp_path, port,
+                             timeout=30))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for process in started:
+        stop_server(process)

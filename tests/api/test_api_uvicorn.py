@@ -3,35 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
-from servers import free_port, server_env, stop_server
-from servers import start_server as begin
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def start_server(api_settings, api_data, tmp_path) -> Iterator:
-    """``start(**env) -> base URL`` of a uvicorn process on a free port; stopped after the test."""
-    started = []
-
-    def start(**extra_env: str) -> str:
-        port = free_port()
-        command = [sys.executable, "-m", "uvicorn", "--factory", "api.main:app_factory", "--host", "127.0.0.1",
-                   "--port", str(port), "--log-level", "warning"]
-        started.append(begin(command, server_env(api_settings, PYTHONPATH=str(REPO), **extra_env), tmp_path, port,
-                             timeout=30))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for process in started:
-        stop_server(process)
 
 
 def test_real_uvicorn_process_serves_the_api(start_server, tokens) -> None:

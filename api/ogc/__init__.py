@@ -1,0 +1,1 @@
+"""OGC API Features at /ogc: the collections, their features held in columns, and GeoJSON pages."""

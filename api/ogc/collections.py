@@ -1,0 +1,251 @@
+"""The OGC collections: what each one holds, who may read it, and how its features are built.
+
+The public collections are the published monthly releases (hexagons and totals) and the
+reference layers (open data, works sites included). The others need a token and ask the same
+library calls as the routes they mirror (``/hexagons``, ``/zones``), so the role rules stay
+in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+
+from api.errors import ApiError
+from api.ogc.layers import Layer
+from api.routes.hexagons import READER_ROLES, slice_frame
+from api.routes.reference import LAYERS as REFERENCE_SQL
+from api.slices import make_slice
+from geo_monitor.calendar import parse_month
+from geo_monitor.errors import AccessDeniedError
+from geo_monitor.privacy import releases as published
+from geo_monitor.privacy.tokens import Principal
+from geo_monitor.settings import Settings
+from geo_monitor.zones.records import list_zones
+
+
+@dataclass
+class Ask:
+    """One caller's request of a collection: who, on which connection, with which extra parameters."""
+
+    conn: psycopg.Connection
+    principal: Principal
+    settings: Settings
+    extra: dict[str, list[str]] = field(default_factory=dict)
+    span: tuple[date, date] | None = None  # the datetime parameter, as days (end exclusive)
+    version: str | None = None  # the data version the answer is built from
+
+
+@dataclass(frozen=True)
+class Collection:
+    """An OGC collection of features."""
+
+    id: str
+    title: str
+    description: str
+    build: Callable[[Ask], Layer]
+    public: bool = True
+    parameters: dict[str, str] = field(default_factory=dict)  # extra query parameter -> description
+    check: Callable[[Ask], None] | None = None  # raises when the caller may not read it
+
+
+def plain(value: object) -> object:
+    """Return a JSON-ready value: numpy scalars as Python ones, NaN and NA as None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is pd.NA or value is pd.NaT or (isinstance(value, float) and not np.isfinite(value)):
+        return None
+    return value
+
+
+def records(frame: pd.DataFrame, columns: list[str], **constant: object) -> list[dict]:
+    """Return the rows of ``frame`` as property dicts of plain values (plus constant properties)."""
+    values = [[plain(v) for v in frame[c].astype(object).tolist()] for c in columns]
+    return [{**dict(zip(columns, row, strict=True)), **constant} for row in zip(*values, strict=True)] \
+        if len(frame) else []
+
+
+def _next_month(first: date) -> date:
+    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
+
+
+# --- public: the published releases ----------------------------------------------------------
+
+
+def _releases(ask: Ask) -> list[published.Release]:
+    months = [parse_month(r["month"]) for r in published.list_releases(ask.conn)]
+    if ask.span is not None:  # only the months the datetime touches are read
+        months = [m for m in months if m < ask.span[1] and _next_month(m) > ask.span[0]]
+    return [published.get_release(ask.conn, m, settings=ask.settings) for m in sorted(months)]
+
+
+def _release_cells(ask: Ask) -> Layer:
+    ids, geometries, properties, starts, ends = [], [], [], [], []
+    for release in _releases(ask):
+        frame = release.cells_frame()
+        month = f"{release.month:%Y-%m}"
+        columns = ["group", "h3", "arrondissement", "value", "suppressed"]
+        rows = records(frame, columns, month=month, version=release.version, resolution=release.resolution)
+        ids += [f"{month}-{r['group']}-{r['h3']}" for r in rows]
+        geometries += list(frame.geometry.to_numpy())
+        properties += rows
+        starts += [release.month] * len(rows)
+        ends += [_next_month(release.month)] * len(rows)
+    return Layer(ids, np.array(geometries, dtype=object), properties, starts, ends)
+
+
+def _release_totals(ask: Ask) -> Layer:
+    shapes = dict(ask.conn.execute(
+        "SELECT code, ST_AsBinary(geom) FROM arrondissements UNION ALL SELECT NULL, ST_AsBinary(geom) FROM study_area"
+    ).fetchall())
+    ids, geometries, properties, starts, ends = [], [], [], [], []
+    for release in _releases(ask):
+        month = f"{release.month:%Y-%m}"
+        rows = records(release.totals_frame(), ["group", "arrondissement", "value", "suppressed", "threshold"],
+                       month=month, version=release.version)
+        for row in rows:
+            ids.append(f"{month}-{row['group']}-{row['arrondissement'] or 'study-area'}")
+            wkb = shapes.get(row["arrondissement"])
+            geometries.append(None if wkb is None else shapely.from_wkb(wkb))
+        properties += rows
+        starts += [release.month] * len(rows)
+        ends += [_next_month(release.month)] * len(rows)
+    return Layer(ids, np.array(geometries, dtype=object), properties, starts, ends)
+
+
+# --- public: reference layers ----------------------------------------------------------------
+
+
+def _span_day(value: object) -> date | None:
+    return date.fromisoformat(str(value)[:10]) if value else None
+
+
+def _reference(layer: str) -> Callable[[Ask], Layer]:
+    def build(ask: Ask) -> Layer:
+        cur = ask.conn.execute(REFERENCE_SQL[layer])
+        names = [d.name for d in cur.description][:-1]
+        rows = cur.fetchall()
+        properties = [{n: plain(v) for n, v in zip(names, row[:-1], strict=True)} for row in rows]
+        geometries = np.array([shapely.from_geojson(r[-1]) if r[-1] else None for r in rows], dtype=object)
+        ids = [p[names[0]] if layer != "lines" else f"{p['line']}-{i}" for i, p in enumerate(properties)]
+        if layer == "works":
+            starts = [_span_day(p["starts_at"]) for p in properties]
+            ends = [None if p["ends_at"] is None else date.fromordinal(_span_day(p["ends_at"]).toordinal() + 1)
+                    for p in properties]
+            return Layer(ids, geometries, properties, starts, ends)
+        return Layer(ids, geometries, properties)
+
+    return build
+
+
+# --- with a token: hexagon counts and zones --------------------------------------------------
+
+HEXAGON_PARAMETERS = {
+    "start": "First day of the window (Europe/Paris), YYYY-MM-DD (or give datetime=START/END)",
+    "end": "Day after the last day of the window (exclusive), YYYY-MM-DD",
+    "resolution": "H3 resolution, 7 (coarse) to 11 (fine); default 9",
+    "kind": "incident, outreach or works (repeatable or comma-separated)",
+    "category": "Category names of data/categories.csv (repeatable or comma-separated)",
+}
+
+
+def _needs(roles: tuple[str, ...]) -> Callable[[Ask], None]:
+    def check(ask: Ask) -> None:
+        if ask.principal.role == "public":
+            raise ApiError(401, "this collection needs a token", headers={"WWW-Authenticate": "Bearer"})
+        if ask.principal.role not in roles:
+            raise ApiError(403, f"the {ask.principal.role} role may not read this collection")
+
+    return check
+
+
+def _listed(ask: Ask, name: str) -> list[str] | None:
+    values = [v.strip() for raw in ask.extra.get(name, []) for v in raw.split(",") if v.strip()]
+    return values or None
+
+
+def _day_param(ask: Ask, name: str) -> date | None:
+    value = ask.extra.get(name)
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value[-1])
+    except ValueError:
+        raise ApiError(400, f"{name} must be a date YYYY-MM-DD, not {value[-1][:40]!r}", name) from None
+
+
+def hexagon_window(ask: Ask) -> tuple[date, date]:
+    """Return the window of a hexagon request: start/end, else datetime, else the latest month with data."""
+    start, end = _day_param(ask, "start"), _day_param(ask, "end")
+    if start is not None or end is not None:
+        if start is None or end is None:
+            raise ApiError(400, "give both start and end (or datetime=START/END)", "start" if start is None else "end")
+        return start, end
+    if ask.span is not None:
+        if ask.span[0] == date.min or ask.span[1] == date.max:
+            raise ApiError(400, "the hexagon counts need a closed datetime interval (START/END)", "datetime")
+        return ask.span
+    latest = ask.conn.execute("SELECT max(month) FROM rollup_monthly").fetchone()[0] or date.today().replace(day=1)
+    return latest, _next_month(latest)
+
+
+def _hexagons(ask: Ask) -> Layer:
+    start, end = hexagon_window(ask)
+    resolution = ask.extra.get("resolution", ["9"])[-1]
+    if not resolution.isdigit():
+        raise ApiError(400, f"resolution must be a whole number 7-11, not {resolution[:20]!r}", "resolution")
+    chosen = make_slice(ask.principal, ask.settings, start=start, end=end, resolution=int(resolution),
+                        kinds=_listed(ask, "kind"), categories=_listed(ask, "category"), area=None, bbox=None)
+    frame = slice_frame(ask.conn, chosen, ask.settings)
+    rows = records(frame, ["h3", "count", "population", "rate_per_1000", "share"],
+                   start=start.isoformat(), end=end.isoformat(), resolution=chosen.resolution)
+    meta = {**chosen.params(), "suppressed_under": chosen.suppress_under, "notes": chosen.notes}
+    return Layer(frame["h3"].tolist(), frame.geometry.to_numpy(), rows, [start] * len(rows), [end] * len(rows), meta)
+
+
+def _zone_access(ask: Ask) -> None:
+    try:
+        list_zones(ask.conn, ask.principal)
+    except AccessDeniedError as exc:
+        if ask.principal.role == "public":
+            raise ApiError(401, "this collection needs a token", headers={"WWW-Authenticate": "Bearer"}) from None
+        raise ApiError(403, str(exc)) from None
+
+
+def _zones(ask: Ask) -> Layer:
+    zones = list_zones(ask.conn, ask.principal)
+    properties = [z.properties() for z in zones]
+    return Layer([z.id for z in zones], np.array([z.geometry for z in zones], dtype=object), properties)
+
+
+RELEASE_NOTE = ("Published monthly release: one H3 resolution, whole calendar months, counts protected with "
+                "noise and suppression (value null and suppressed true: few or no events). Method: /method/en.")
+COLLECTIONS: dict[str, Collection] = {c.id: c for c in (
+    Collection("release-cells", "Published hexagons per month",
+               f"{RELEASE_NOTE} One feature per released month, public group and hexagon.", _release_cells),
+    Collection("release-totals", "Published totals per arrondissement and month",
+               f"{RELEASE_NOTE} One feature per released month, public group and arrondissement "
+               "(the study-area total has the study area's outline).", _release_totals),
+    Collection("arrondissements", "Arrondissements of the study area", "Ville de Paris open data (ODbL).",
+               _reference("arrondissements")),
+    Collection("quartiers", "Quartiers administratifs", "Ville de Paris open data (ODbL).", _reference("quartiers")),
+    Collection("stations", "Metro and RER stations", "Île-de-France Mobilités open data.", _reference("stations")),
+    Collection("lines", "Metro and RER lines near the study area", "Île-de-France Mobilités open data.",
+               _reference("lines")),
+    Collection("works", "Works sites (chantiers)", "Ville de Paris open data; datetime selects sites active then.",
+               _reference("works")),
+    Collection("hexagons", "Event counts per H3 hexagon (token)",
+               "Counts, residents, rate per 1,000 residents and share for a slice, as GET /hexagons answers it "
+               "for the caller's role. Extra parameters: start, end (or datetime), resolution, kind, category; "
+               "without a window, the latest month with data.", _hexagons, public=False,
+               parameters=HEXAGON_PARAMETERS, check=_needs(READER_ROLES)),
+    Collection("zones", "Coordination zones (token)", "The zones the caller's team owns or partners "
+               "(planners and admins: all of them), as GET /zones answers.", _zones, public=False,
+               check=_zone_access),
+)}
