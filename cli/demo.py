@@ -1,7 +1,8 @@
 """The demo: every step on sample and reference data, idempotent, saying what it changed.
 
 Database and layers, a synthetic sample ingested, twelve monthly public releases, three
-coordination zones with their teams' tokens, and the three maps. A second run finds
+coordination zones with their teams' tokens, the three maps and the static public
+site (geo-monitor publish). A second run finds
 everything in place and says so.
 """
 
@@ -130,7 +131,7 @@ def run_demo(settings: Settings, *, events: int, seed: int, say: Callable[[str],
         zones = demo_zones(conn, settings)
         state.step(f"tokens for {', '.join(tokens)} in {out / 'demo-tokens.json'}; {zones} zone(s) created",
                    new_tokens or zones > 0)
-        say("6/6 maps")
+        say("6/6 maps and the static public site")
         import maps  # maps imports folium; the library itself never does
 
         maps_dir = out / "maps"
@@ -138,4 +139,8 @@ def run_demo(settings: Settings, *, events: int, seed: int, say: Callable[[str],
         written = [name for name, build in maps.build.MAPS.items()
                    if write_if_changed(maps_dir / f"{name}.html", maps.render(build(conn, settings=settings)))]
         state.step(f"maps in {out / 'maps'}: {', '.join(written) or 'none'} rewritten", bool(written))
+        from maps.site import publish_site
+
+        site = publish_site(conn, out / "public", settings)
+        state.step(f"static public site in {out / 'public'}: {site.summary()}", bool(site.written))
     return state

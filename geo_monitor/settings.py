@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     api_max_page: int = Field(20_000, description="Most features one response may hold (larger is refused)")
     api_pool_size: int = Field(10, description="Database connections kept by the API")
     public_rate_per_minute: int = Field(120, description="Requests per minute per client on public endpoints")
+    public_basemap: str = Field(
+        "none", description="The public map's background: none (reference layers only: no third-party server "
+                            "sees a visitor), carto (CARTO Positron tiles) or a tile URL template the city hosts, "
+                            "https://.../{z}/{x}/{y}.png"
+    )
     police_outreach_max_resolution: int = Field(
         8, description="Finest resolution at which police see outreach counts (suppressed under release_k)"
     )

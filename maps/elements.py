@@ -8,11 +8,14 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import branca.element
 import folium
 from folium.map import Layer
 from jinja2 import Template
+
+from geo_monitor.errors import ConfigurationError
 
 Label = str | dict[str, str]  # plain text, or {"fr": ..., "en": ...}
 
@@ -89,10 +92,10 @@ class RuntimeLayer(Layer):
 
 @dataclass(frozen=True)
 class Basemap:
-    """Online tiles used when their server answers a probe (CARTO Positron by default)."""
+    """Online tiles used when their server answers a probe (CARTO Positron by default); no url: none at all."""
 
-    url: str = "https://{s}.basemaps.cartocdn.com/light_all/{z}/{x}/{y}.png"
-    probe: str = "https://a.basemaps.cartocdn.com/light_all/12/2074/1408.png"  # a tile over Paris
+    url: str | None = "https://{s}.basemaps.cartocdn.com/light_all/{z}/{x}/{y}.png"
+    probe: str | None = "https://a.basemaps.cartocdn.com/light_all/12/2074/1408.png"  # a tile over Paris
     attribution: str = ('&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> '
                         'contributors &copy; <a href="https://carto.com/attributions">CARTO</a>')
     subdomains: str = "abcd"
@@ -105,10 +108,39 @@ class Basemap:
                 "subdomains": self.subdomains, "maxZoom": self.max_zoom, "timeout": self.timeout_ms,
                 "name": {"fr": "Fond de carte", "en": "Basemap"},
                 "offline": {"fr": "fond de carte indisponible : couches de référence seules",
-                            "en": "basemap unavailable: reference layers only"}}
+                            "en": "basemap unavailable: reference layers only"},
+                "none": {"fr": "sans fond de carte : aucun serveur tiers", "en": "no basemap: no third-party server"}}
+
+
+    def describe(self) -> dict[str, str]:
+        """Return, in French and English, what the visitor's browser asks of which server for the background."""
+        if not self.url:
+            return {"fr": "Fond de carte : aucun. La carte ne montre que les limites des arrondissements ; votre "
+                          "navigateur ne contacte aucun serveur tiers.",
+                    "en": "Basemap: none. The map shows the arrondissement boundaries only; your browser contacts "
+                          "no third-party server."}
+        host = urlsplit(self.url.replace("{s}", "a")).hostname or self.url
+        return {"fr": f"Fond de carte : tuiles de {host}, que votre navigateur demande à ce serveur (il voit donc "
+                      "votre adresse IP). Sans réponse, la carte montre les limites des arrondissements seules.",
+                "en": f"Basemap: tiles from {host}, which your browser requests from that server (it therefore "
+                      "sees your IP address). Without an answer, the map shows the arrondissement boundaries only."}
 
 
 DEFAULT_BASEMAP = Basemap()
+NO_BASEMAP = Basemap(url=None, probe=None, attribution="")
+
+
+def basemap_setting(value: str) -> Basemap:
+    """Return the basemap of a setting: ``none``, ``carto`` or a tile URL template with {z}/{x}/{y}."""
+    if value.strip().lower() in ("", "none"):
+        return NO_BASEMAP
+    if value.strip().lower() == "carto":
+        return DEFAULT_BASEMAP
+    if not all(part in value for part in ("{z}", "{x}", "{y}")) or not value.startswith(("https://", "http://")):
+        raise ConfigurationError(f"public basemap {value[:80]!r}: give none, carto or an http(s) tile URL with "
+                                 "{z}, {x} and {y}")
+    probe = value.replace("{s}", "a").replace("{z}", "12").replace("{x}", "2074").replace("{y}", "1408")
+    return Basemap(url=value, probe=probe, attribution="", subdomains="abc")
 
 
 def legend_section(title: Label, items: list[dict], layer: Layer | None = None) -> dict:

@@ -16,10 +16,10 @@ import geopandas as gpd
 import numpy as np
 import psycopg
 
-from geo_monitor.settings import Settings
+from geo_monitor.settings import Settings, get_settings
 from maps import layers
 from maps.data import arrondissements, last_release_month
-from maps.elements import DEFAULT_BASEMAP, Basemap, JsCall, finish, new_map, to_js
+from maps.elements import NO_BASEMAP, Basemap, JsCall, basemap_setting, finish, new_map, to_js
 from maps.hexlayer import MONTHS_FR, frame_choice, scale_legend, step_layer
 from maps.planner import title_panel
 from maps.styles import fixed_scale
@@ -92,7 +92,7 @@ def release_frames(release: dict) -> tuple[np.ndarray, list[dict], np.ndarray]:
 
 
 def public_map(release: dict | None, *, boundaries: gpd.GeoDataFrame | None = None,
-               basemap: Basemap | None = DEFAULT_BASEMAP, language: str = "fr") -> folium.Map:
+               basemap: Basemap | None = NO_BASEMAP, language: str = "fr") -> folium.Map:
     """Return the public map of one release.
 
     Parameters
@@ -104,6 +104,8 @@ def public_map(release: dict | None, *, boundaries: gpd.GeoDataFrame | None = No
         redrawn from their H3 ids. ``None``: a page saying nothing is published yet.
     boundaries
         Arrondissement boundaries (the only reference layer of the public map).
+    basemap
+        The background tiles; none by default (no third-party server sees a visitor).
     language
         ``"fr"`` or ``"en"`` first; a button switches.
 
@@ -141,13 +143,17 @@ def public_map(release: dict | None, *, boundaries: gpd.GeoDataFrame | None = No
 
 def build_public(conn: psycopg.Connection, *, month: date | None = None,
                  settings: Settings | None = None) -> folium.Map:
-    """Return the public map of ``month``'s release (the latest by default; a notice when none)."""
+    """Return the public map of ``month``'s release (the latest by default; a notice when none).
+
+    The background is the ``public_basemap`` setting (none by default).
+    """
+    basemap = basemap_setting((settings or get_settings()).public_basemap)
     month = month or last_release_month(conn)
     boundaries = arrondissements(conn)
     if month is None:
-        return public_map(None, boundaries=boundaries)
+        return public_map(None, boundaries=boundaries, basemap=basemap)
     from geo_monitor.privacy.releases import get_release  # the release module is only needed here
 
-    m = public_map(get_release(conn, month).to_geojson(), boundaries=boundaries)
+    m = public_map(get_release(conn, month).to_geojson(), boundaries=boundaries, basemap=basemap)
     m.get_root().title = html.escape(f"Paris nord-est — signalements publiés, {month:%Y-%m}")
     return m

@@ -240,6 +240,11 @@
   /* Online tiles only when the tile server answers one probe; otherwise the reference
    * layers alone, and the attribution says so. No tile request is made after a failed probe. */
   gm.basemap = function (map, opts, control) {
+    if (!opts.url) {  // no basemap by choice: no request leaves the page
+      map.attributionControl.addAttribution(gm.bi(opts.none));
+      document.body.setAttribute("data-gm-basemap", "none");
+      return;
+    }
     var done = false;
     var probe = new Image();
     function offline() {
