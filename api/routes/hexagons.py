@@ -27,6 +27,7 @@ EXPORT_FILE = {"description": "the file", "content": {
     "application/geo+json": {"schema": {"$ref": "#/components/schemas/HexCollection"}},
     "text/csv": {"schema": {"type": "string"}},
     "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+    "application/geopackage+sqlite3": {"schema": {"type": "string", "format": "binary"}},
 }}
 
 
@@ -61,9 +62,9 @@ def hexagons(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
 
 @router.get("/exports/hexagons.{fmt}", response_class=Response, responses={**ERRORS, 200: EXPORT_FILE},
             dependencies=[Depends(require("exports"))],
-            summary="The same counts as a GeoJSON, CSV or GeoParquet file (planners)")
+            summary="The same counts as a GeoJSON, CSV, GeoParquet or GeoPackage file (planners)")
 def export_hexagons(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,
-                    fmt: Annotated[Literal["geojson", "csv", "parquet"], Path(description="File format")],
+                    fmt: Annotated[Literal["geojson", "csv", "parquet", "gpkg"], Path(description="File format")],
                     start: Start, end: End, resolution: Resolution = 9, kind: Kinds = None,
                     category: Categories = None, area: Area = None, bbox: Bbox = None) -> Response:
     """Download a slice's hexagon counts."""
@@ -75,6 +76,10 @@ def export_hexagons(request: Request, conn: ConnDep, principal: PrincipalDep, se
         content, media = geojson_bytes(frame, PROPERTIES, chosen.params()), "application/geo+json"
     elif fmt == "csv":
         content, media = frame.drop(columns="geometry").to_csv(index=False).encode(), "text/csv"
+    elif fmt == "gpkg":
+        buffer = io.BytesIO()
+        frame.to_file(buffer, driver="GPKG", layer="hexagons")
+        content, media = buffer.getvalue(), "application/geopackage+sqlite3"
     else:
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)

@@ -50,7 +50,7 @@ MATRIX = [
      {"admin": 200, "planner": 200, "police": 400, "outreach": 400, "public": 401}),
     *[("GET", f"/exports/hexagons.{fmt}", SAMPLE,
        {"admin": 200, "planner": 200, "police": 403, "outreach": 403, "public": 401})
-      for fmt in ("csv", "geojson", "parquet")],
+      for fmt in ("csv", "geojson", "parquet", "gpkg")],
     ("GET", "/hotspots", SAMPLE, {"admin": 200, "planner": 200, "police": 200, "outreach": 403, "public": 401}),
     ("GET", "/hotspots", {**SAMPLE, "kind": "outreach"},
      {"admin": 200, "planner": 200, "police": 403, "outreach": 403, "public": 401}),
