@@ -59,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "monthly releases under /public."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served by maps.mount_assets from the local Swagger UI copy
+        redoc_url=None,  # ReDoc loads from a CDN: not offered
     )
     app.state.settings = settings
     app.state.settings_connect_timeout = 3.0

@@ -8,6 +8,8 @@ Sources, both from package registries, nothing committed to the repository:
 
 - Leaflet 1.9.4 (BSD-2-Clause): the npm package, fetched with ``npm pack`` and checked
   against its registry integrity hash (``python -m maps install-assets`` at setup time).
+- Swagger UI 5.35.0 (Apache-2.0, npm ``swagger-ui-dist``, fetched and checked the same way):
+  the API's /docs page, served from the same folder.
 - Leaflet.heat 0.2.0 (BSD-2-Clause, with folium's weights patch): shipped by the folium
   wheel in ``folium/templates/leaflet_heat.min.js``.
 
@@ -55,6 +57,13 @@ LEAFLET = NpmPackage(
         "leaflet.js", "leaflet.css", "images/layers.png", "images/layers-2x.png", "images/marker-icon.png",
         "images/marker-icon-2x.png", "images/marker-shadow.png")} | {"LICENSE": "leaflet/LICENSE"},
 )
+SWAGGER_UI = NpmPackage(  # the API's /docs page, served from the same local folder
+    "swagger-ui-dist", "5.35.0",
+    "sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ==",
+    {name: f"swagger-ui/{name}" for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png",
+                                             "LICENSE")},
+)
+PACKAGES = (LEAFLET, SWAGGER_UI)
 FOLIUM_TEMPLATES = Path(folium.__file__).parent / "templates"
 FROM_FOLIUM = {"leaflet.heat/leaflet-heat.js": FOLIUM_TEMPLATES / "leaflet_heat.min.js"}
 
@@ -79,8 +88,8 @@ def asset_dir() -> Path:
     return Path(os.environ.get(ENV_DIR) or DEFAULT_DIR)
 
 
-def _missing(folder: Path) -> list[str]:
-    return [rel for rel in LEAFLET.files.values() if not (folder / rel).is_file()]
+def _missing(folder: Path, packages: tuple[NpmPackage, ...] = PACKAGES) -> list[str]:
+    return [rel for package in packages for rel in package.files.values() if not (folder / rel).is_file()]
 
 
 def _check_integrity(tarball: Path, integrity: str) -> None:
@@ -91,7 +100,7 @@ def _check_integrity(tarball: Path, integrity: str) -> None:
 
 
 def install_assets(folder: Path | None = None, *, npm: str = "npm") -> Path:
-    """Fetch Leaflet with ``npm pack``, check its integrity and unpack the files the maps use.
+    """Fetch Leaflet and Swagger UI with ``npm pack``, check their integrity and unpack the files used.
 
     Idempotent: nothing is fetched when the files are already there. Returns the folder.
     """
@@ -99,27 +108,31 @@ def install_assets(folder: Path | None = None, *, npm: str = "npm") -> Path:
     for rel, source in FROM_FOLIUM.items():
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, folder / rel)
-    if not _missing(folder):
-        return folder
+    for package in PACKAGES:
+        if _missing(folder, (package,)):
+            _unpack(package, folder, npm)
+    return folder
+
+
+def _unpack(package: NpmPackage, folder: Path, npm: str) -> None:
     if shutil.which(npm) is None:
         raise MapAssetsError(f"the map assets are missing from {folder} and {npm!r} is not installed: "
                              f"install Node.js and npm, then run `python -m maps install-assets`, or set {ENV_DIR} "
-                             "to a folder holding leaflet/leaflet.js and leaflet/leaflet.css")
+                             f"to a folder holding {', '.join(package.files.values())}")
     with tempfile.TemporaryDirectory() as tmp:
-        spec = f"{LEAFLET.name}@{LEAFLET.version}"
+        spec = f"{package.name}@{package.version}"
         done = subprocess.run([npm, "pack", spec, "--pack-destination", tmp, "--silent"],
                               capture_output=True, text=True, check=False, cwd=tmp)
         tarballs = list(Path(tmp).glob("*.tgz"))
         if done.returncode != 0 or len(tarballs) != 1:
             raise MapAssetsError(f"`npm pack {spec}` failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-        _check_integrity(tarballs[0], LEAFLET.integrity)
+        _check_integrity(tarballs[0], package.integrity)
         with tarfile.open(tarballs[0]) as archive:
-            for inner, rel in LEAFLET.files.items():
+            for inner, rel in package.files.items():
                 source = archive.extractfile(f"package/{inner}")
                 target = folder / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(source.read())
-    return folder
 
 
 def ensure_assets(*, install: bool = True) -> Path:

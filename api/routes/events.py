@@ -106,7 +106,32 @@ def _json_records(body: bytes) -> pd.DataFrame:
     return frame
 
 
-@router.post("/events", response_model=IngestAnswer, responses={**ERRORS, 413: error("the upload is larger than the limit"),
+RECORD_EXAMPLE = {"kind": "incident", "category": "drug_litter", "occurred_at": "2021-03-14T22:40:00+01:00",
+                  "lon": 2.3601, "lat": 48.8867, "source": "ville-propreté", "external_id": "DMR-2021-000123"}
+BODY = {"required": True, "description": (
+    "One record per event: `kind, category, occurred_at, lon, lat, source, external_id` (+ `ends_at` for works), "
+    "as CSV columns, GeoJSON Point features' properties, GeoParquet columns or a JSON list. Any other field is "
+    "refused. The content type says which (or the `format` parameter)."), "content": {
+    "text/csv": {"schema": {"type": "string"}, "example": (
+        "kind,category,occurred_at,lon,lat,source,external_id\n"
+        "incident,drug_litter,2021-03-14T22:40:00+01:00,2.3601,48.8867,ville-propreté,DMR-2021-000123\n")},
+    "application/geo+json": {"schema": {"type": "object", "required": ["type", "features"], "properties": {
+        "type": {"type": "string", "enum": ["FeatureCollection"]},
+        "features": {"type": "array", "items": {"type": "object", "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "geometry": {"type": "object", "description": "a GeoJSON Point, WGS84 lon/lat"},
+            "properties": {"type": "object", "description": "kind, category, occurred_at, source, external_id"}}}}}},
+        "example": {"type": "FeatureCollection", "features": [{
+            "type": "Feature", "geometry": {"type": "Point", "coordinates": [2.3601, 48.8867]},
+            "properties": {k: v for k, v in RECORD_EXAMPLE.items() if k not in ("lon", "lat")}}]}},
+    "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary",
+                                                  "description": "GeoParquet (point geometry) or lon/lat columns"}},
+    "application/json": {"schema": {"type": "object", "required": ["events"], "properties": {
+        "events": {"type": "array", "items": {"type": "object"}}}}, "example": {"events": [RECORD_EXAMPLE]}},
+}}
+
+
+@router.post("/events", response_model=IngestAnswer, openapi_extra={"requestBody": BODY}, responses={**ERRORS, 413: error("the upload is larger than the limit"),
                         415: error("unsupported content type (named in the body)")},
              dependencies=[Depends(require("events.write"))],
              summary="Ingest events (CSV, GeoJSON, GeoParquet or a JSON list) with the CLI's rules")

@@ -7,6 +7,7 @@ from the published release only).
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -23,8 +24,16 @@ HTML = {200: {"content": {"text/html": {}}, "description": "the map page"}}
 
 
 def mount_assets(app: FastAPI) -> None:
-    """Serve Leaflet and its plugins from the local copies (maps work with no internet)."""
+    """Serve Leaflet, its plugins and Swagger UI from the local copies (maps and /docs work with no internet)."""
     app.mount(ASSETS, StaticFiles(directory=maps.ensure_assets(install=False)), name="map-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """The interactive API documentation (Swagger UI from the local copy, no CDN)."""
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} — documentation",
+                                   swagger_js_url=f"{ASSETS}/swagger-ui/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{ASSETS}/swagger-ui/swagger-ui.css",
+                                   swagger_favicon_url=f"{ASSETS}/swagger-ui/favicon-32x32.png")
 
 
 def _page(request: Request, key: str, build) -> HTMLResponse:

@@ -1,4 +1,4 @@
-"""OGC API Features (Part 1: Core, GeoJSON, OpenAPI 3.0) at /ogc, the protocol QGIS and GDAL speak.
+"""OGC API Features (Part 1: Core and GeoJSON; the API definition is OpenAPI 3.1) at /ogc, the protocol QGIS and GDAL speak.
 
 The public reads the published releases and the reference layers without a token; a token
 adds the collections its role may read (hexagon counts, zones), answered by the same library
@@ -26,12 +26,12 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
-]
+]  # not oas30: the API definition is OpenAPI 3.1 (FastAPI's), which GDAL and QGIS read as well
 JSON, GEOJSON = "application/json", "application/geo+json"
 COMMON = {"bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "f"}
 FORMATS = {"json", "geojson", JSON, GEOJSON}
 LAYERS = LayerCache()
+FEATURES = {200: {"content": {GEOJSON: {}}, "description": "GeoJSON with OGC links"}}
 CollectionId = Annotated[str, Path(max_length=40, description="A collection id of /ogc/collections")]
 FeatureId = Annotated[str, Path(max_length=120, description="A feature id of the collection")]
 
@@ -128,7 +128,7 @@ def landing(request: Request) -> Response:
                        "coordination zones with a bearer token (Authorization header).",
         "links": [
             _link(base, "self", JSON, "this document"),
-            _link(f"{root}/openapi.json", "service-desc", "application/vnd.oai.openapi+json;version=3.0",
+            _link(f"{root}/openapi.json", "service-desc", "application/vnd.oai.openapi+json;version=3.1",
                   "the API definition"),
             _link(f"{root}/docs", "service-doc", "text/html", "the API documentation"),
             _link(f"{base}/conformance", "conformance", JSON, "conformance classes"),
@@ -139,7 +139,7 @@ def landing(request: Request) -> Response:
 
 @router.get("/conformance", responses={**ERRORS, **RATE_LIMITED}, summary="OGC API Features: conformance classes")
 def conformance(request: Request) -> Response:
-    """The conformance classes implemented: Core, GeoJSON, OpenAPI 3.0."""
+    """The conformance classes implemented: Core and GeoJSON."""
     rate_limited(request)
     _check_query(request)
     return _json({"conformsTo": CONFORMANCE})
@@ -194,7 +194,7 @@ def ask_collection(request: Request, conn, principal: Principal, settings, colle
     return ask, chosen
 
 
-@router.get("/collections/{collection_id}/items", responses={**ERRORS, **NOT_FOUND, **RATE_LIMITED},
+@router.get("/collections/{collection_id}/items", responses={**ERRORS, **NOT_FOUND, **RATE_LIMITED, **FEATURES},
             response_class=Response, summary="OGC API Features: the features of a collection (GeoJSON)")
 def items(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,
           collection_id: CollectionId,
@@ -240,7 +240,8 @@ def items(request: Request, conn: ConnDep, principal: PrincipalDep, settings: Se
     return response
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", responses={**ERRORS, **NOT_FOUND, **RATE_LIMITED},
+@router.get("/collections/{collection_id}/items/{feature_id}",
+            responses={**ERRORS, **NOT_FOUND, **RATE_LIMITED, **FEATURES},
             response_class=Response, summary="OGC API Features: one feature (GeoJSON)")
 def item(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,
          collection_id: CollectionId, feature_id: FeatureId) -> Response:
