@@ -15,8 +15,10 @@ import pandas as pd
 import shapely
 from pandas.util import hash_array
 from pyproj import Transformer
+from pyproj.exceptions import CRSError
 
 from geo_monitor.calendar import LOCAL_TZ
+from geo_monitor.errors import InvalidArgumentError
 from geo_monitor.hexagons import cells_to_latlng, cells_to_parents, points_to_cells
 from geo_monitor.store.readers import RECORD
 
@@ -61,7 +63,11 @@ class Context:
         """Prepare geometries and the coordinate transformer once."""
         shapely.prepare(self.study_area)
         if self.crs and self.crs.upper() not in ("EPSG:4326", "OGC:CRS84"):
-            self.transformer = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
+            try:
+                self.transformer = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
+            except CRSError:
+                raise InvalidArgumentError(f"unknown coordinate reference system {self.crs[:40]!r}: give an EPSG "
+                                           "code such as EPSG:2154 (Lambert-93)", "crs") from None
 
 
 @dataclass
