@@ -74,8 +74,10 @@ def stable_ids(page: str) -> str:
     return _ELEMENT_ID.sub(lambda m: names.setdefault(m.group(0), f"_{len(names):032x}"), page)
 
 
-def _json(data: object) -> bytes:
-    return json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1, default=str).encode()
+def _json(data: object, *, indent: int | None = None) -> bytes:
+    separators = None if indent else (",", ":")
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, indent=indent, separators=separators,
+                      default=str).encode()
 
 
 def _csv(frame) -> bytes:
@@ -139,6 +141,6 @@ def publish_site(conn: psycopg.Connection, out_dir: Path, settings: Settings | N
                 "latest": listed[-1]["month"] if listed else None,
                 "releases": [{k: r[k] for k in ("month", "version", "resolution", "k", "epsilon")} for r in listed],
                 "files": dict(sorted(done.files.items()))}
-    done.put("manifest.json", _json(manifest))
+    done.put("manifest.json", _json(manifest, indent=1))
     done.files.pop("manifest.json")
     return done
