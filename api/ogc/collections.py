@@ -1,9 +1,9 @@
 """The OGC collections: what each one holds, who may read it, and how its features are built.
 
 The public collections are the published monthly releases (hexagons and totals) and the
-reference layers (open data, works sites included). The others need a token and ask the same
-library calls as the routes they mirror (``/hexagons``, ``/zones``), so the role rules stay
-in one place.
+reference layers (open data, works sites included). The others need a token and ask the
+library's access policy (``geo_monitor.privacy.access``), as the routes they mirror
+(``/hexagons``, ``/zones``) do: no role rule lives here.
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ import shapely
 
 from api.errors import ApiError
 from api.ogc.layers import Layer
-from api.routes.hexagons import READER_ROLES, slice_frame
 from api.routes.reference import LAYERS as REFERENCE_SQL
-from api.slices import make_slice
 from geo_monitor.calendar import parse_month
-from geo_monitor.errors import AccessDeniedError
+from geo_monitor.privacy import access
 from geo_monitor.privacy import releases as published
 from geo_monitor.privacy.tokens import Principal
 from geo_monitor.settings import Settings
@@ -155,12 +153,14 @@ HEXAGON_PARAMETERS = {
 }
 
 
-def _needs(roles: tuple[str, ...]) -> Callable[[Ask], None]:
+def _needs(surface: str) -> Callable[[Ask], None]:
+    """Return the check of a token collection: a token (else 401), then the policy on /ogc and the surface."""
+
     def check(ask: Ask) -> None:
-        if ask.principal.role == "public":
+        if ask.principal.token_id is None:
             raise ApiError(401, "this collection needs a token", headers={"WWW-Authenticate": "Bearer"})
-        if ask.principal.role not in roles:
-            raise ApiError(403, f"the {ask.principal.role} role may not read this collection")
+        access.check(ask.principal, "ogc")
+        access.check(ask.principal, surface)
 
     return check
 
@@ -200,22 +200,14 @@ def _hexagons(ask: Ask) -> Layer:
     resolution = ask.extra.get("resolution", ["9"])[-1]
     if not resolution.isdigit():
         raise ApiError(400, f"resolution must be a whole number 7-11, not {resolution[:20]!r}", "resolution")
-    chosen = make_slice(ask.principal, ask.settings, start=start, end=end, resolution=int(resolution),
-                        kinds=_listed(ask, "kind"), categories=_listed(ask, "category"), area=None, bbox=None)
-    frame = slice_frame(ask.conn, chosen, ask.settings)
+    chosen = access.slice_for(ask.principal, ask.settings, start=start, end=end, resolution=int(resolution),
+                              kinds=_listed(ask, "kind"), categories=_listed(ask, "category"))
+    answer = access.hex_counts(ask.conn, ask.principal, chosen, ask.settings)
+    frame = answer.frame
     rows = records(frame, ["h3", "count", "population", "rate_per_1000", "share"],
                    start=start.isoformat(), end=end.isoformat(), resolution=chosen.resolution)
-    meta = {**chosen.params(), "suppressed_under": chosen.suppress_under, "notes": chosen.notes}
+    meta = {**chosen.params(), "total": answer.total, **answer.metadata, "notes": chosen.notes}
     return Layer(frame["h3"].tolist(), frame.geometry.to_numpy(), rows, [start] * len(rows), [end] * len(rows), meta)
-
-
-def _zone_access(ask: Ask) -> None:
-    try:
-        list_zones(ask.conn, ask.principal)
-    except AccessDeniedError as exc:
-        if ask.principal.role == "public":
-            raise ApiError(401, "this collection needs a token", headers={"WWW-Authenticate": "Bearer"}) from None
-        raise ApiError(403, str(exc)) from None
 
 
 def _zones(ask: Ask) -> Layer:
@@ -244,8 +236,8 @@ COLLECTIONS: dict[str, Collection] = {c.id: c for c in (
                "Counts, residents, rate per 1,000 residents and share for a slice, as GET /hexagons answers it "
                "for the caller's role. Extra parameters: start, end (or datetime), resolution, kind, category; "
                "without a window, the latest month with data.", _hexagons, public=False,
-               parameters=HEXAGON_PARAMETERS, check=_needs(READER_ROLES)),
+               parameters=HEXAGON_PARAMETERS, check=_needs("hexagons")),
     Collection("zones", "Coordination zones (token)", "The zones the caller's team owns or partners "
                "(planners and admins: all of them), as GET /zones answers.", _zones, public=False,
-               check=_zone_access),
+               check=_needs("zones")),
 )}

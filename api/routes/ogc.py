@@ -19,6 +19,7 @@ from api.errors import ApiError
 from api.ogc.collections import COLLECTIONS, Ask, Collection
 from api.ogc.layers import Layer, LayerCache, parse_bbox, parse_datetime
 from api.schemas import ERRORS, NOT_FOUND, RATE_LIMITED
+from geo_monitor.errors import AccessDeniedError
 from geo_monitor.privacy.tokens import Principal, audit
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])
@@ -70,7 +71,7 @@ def _readable(ask: Ask) -> list[Collection]:
         try:
             if collection.check is not None:
                 collection.check(ask)
-        except ApiError:
+        except (ApiError, AccessDeniedError):
             continue
         readable.append(collection)
     return readable
@@ -213,7 +214,7 @@ def items(request: Request, conn: ConnDep, principal: PrincipalDep, settings: Se
         raise ApiError(400, f"limit {limit} is over the maximum of {settings.api_max_page}", "limit")
     ask, chosen = ask_collection(request, conn, principal, settings, collection_id)
     box = parse_bbox(bbox) if bbox is not None else None
-    etag = request.app.state.cache.etag(request, _scope(principal, chosen), ask.version or data_version(conn))
+    key = request.app.state.cache.key(request, _scope(principal, chosen), ask.version or data_version(conn))
 
     def build() -> bytes:
         layer = collection_layer(ask, chosen)
@@ -234,7 +235,7 @@ def items(request: Request, conn: ConnDep, principal: PrincipalDep, settings: Se
         text = json.dumps(head, default=str)[:-1]
         return f'{text},"features":[{",".join(layer.feature(i) for i in page)}]}}'.encode()
 
-    response = cached(request, etag, build, GEOJSON)
+    response = cached(request, key, build, GEOJSON, public=chosen.public)
     if not chosen.public:
         audit(conn, principal, f"ogc.{chosen.id}", {"query": str(request.query_params)[:500]}, response.status_code)
     return response

@@ -20,6 +20,7 @@ from api.deps import ConnDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.routes.ogc import ask_collection, collection_layer
 from api.schemas import ERRORS, NOT_FOUND, RATE_LIMITED
+from geo_monitor.privacy import access
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -55,8 +56,10 @@ def tile(request: Request, conn: ConnDep, principal: PrincipalDep, settings: Set
     if x >= 2 ** z or y >= 2 ** z:
         raise ApiError(404, f"no tile {z}/{x}/{y}: x and y must be below 2^z", "x")
     ask, chosen = ask_collection(request, conn, principal, settings, collection_id)
+    if not chosen.public:
+        access.check(principal, "tiles")
     scope = "public" if chosen.public else f"{principal.role}:{principal.team}"
-    etag = request.app.state.cache.etag(request, scope, data_version(conn))
+    key = request.app.state.cache.key(request, scope, data_version(conn))
 
     def build() -> bytes:
         layer = collection_layer(ask, chosen)
@@ -72,7 +75,7 @@ def tile(request: Request, conn: ConnDep, principal: PrincipalDep, settings: Set
                                       "properties": properties}).fetchone()
         return bytes(row[0] or b"")
 
-    return cached(request, etag, build, MVT)
+    return cached(request, key, build, MVT, public=chosen.public)
 
 
 @router.get("/{collection_id}.json", responses={**ERRORS, **NOT_FOUND, **RATE_LIMITED},
@@ -81,6 +84,8 @@ def tilejson(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
              collection_id: CollectionId) -> Response:
     """The tile URL template (with the same query parameters), zoom range, bounds and the layer's fields."""
     ask, chosen = ask_collection(request, conn, principal, settings, collection_id)
+    if not chosen.public:
+        access.check(principal, "tiles")
     layer = collection_layer(ask, chosen)
     root = str(request.base_url).rstrip("/")
     query = urlencode(list(request.query_params.multi_items()))
