@@ -19,12 +19,13 @@ import shapely
 
 from api.errors import ApiError
 from api.ogc.layers import Layer
-from api.routes.reference import LAYERS as REFERENCE_SQL
 from geo_monitor.calendar import parse_month
 from geo_monitor.privacy import access
 from geo_monitor.privacy import releases as published
 from geo_monitor.privacy.tokens import Principal
 from geo_monitor.settings import Settings
+from geo_monitor.store.layers import LAYERS as REFERENCE_COLUMNS
+from geo_monitor.store.layers import layer_rows
 from geo_monitor.zones.records import list_zones
 
 
@@ -126,11 +127,10 @@ def _span_day(value: object) -> date | None:
 
 def _reference(layer: str) -> Callable[[Ask], Layer]:
     def build(ask: Ask) -> Layer:
-        cur = ask.conn.execute(REFERENCE_SQL[layer])
-        names = [d.name for d in cur.description][:-1]
-        rows = cur.fetchall()
+        names = REFERENCE_COLUMNS[layer]
+        rows = layer_rows(ask.conn, layer, geometry="wkb")
         properties = [{n: plain(v) for n, v in zip(names, row[:-1], strict=True)} for row in rows]
-        geometries = np.array([shapely.from_geojson(r[-1]) if r[-1] else None for r in rows], dtype=object)
+        geometries = np.array([shapely.from_wkb(r[-1]) if r[-1] else None for r in rows], dtype=object)
         ids = [p[names[0]] if layer != "lines" else f"{p['line']}-{i}" for i, p in enumerate(properties)]
         if layer == "works":
             starts = [_span_day(p["starts_at"]) for p in properties]
