@@ -25,11 +25,9 @@ CSP_API = f"default-src 'none'; {_COMMON}"
 # Folium writes its map as inline script and style; every script file comes from /maps/assets.
 CSP_MAPS = (f"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
             f"img-src 'self' data: blob: {TILES}; connect-src 'self' {TILES}; font-src 'self' data:; {_COMMON}")
-# FastAPI's /docs and /redoc load Swagger UI and ReDoc from jsDelivr.
-CDN = "https://cdn.jsdelivr.net"
-CSP_DOCS = (f"default-src 'self'; script-src 'self' 'unsafe-inline' {CDN}; style-src 'self' 'unsafe-inline' {CDN}; "
-            f"img-src 'self' data: https://fastapi.tiangolo.com; font-src 'self' data: {CDN}; "
-            f"worker-src 'self' blob:; connect-src 'self'; {_COMMON}")
+# /docs loads Swagger UI from the local copy under /maps/assets (no CDN); its page starts it inline.
+CSP_DOCS = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            f"img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; {_COMMON}")
 
 
 def trusted_networks(values: list[str]) -> list[Network]:
