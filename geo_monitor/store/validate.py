@@ -240,11 +240,15 @@ def _to_us(times: pd.Series) -> np.ndarray:
 
 def _prepare(ctx: Context, ok: np.ndarray, records, kind, category_id, occurred, ends, has_end,
              x, y, source, identity) -> Prepared:
-    """Generalise the valid rows: cell centre, hour, parent cells, quartier, keyed id hash."""
+    """Generalise the valid rows: cell centre, hour, parent cells, quartier, keyed id hash.
+
+    The quartier (and so the arrondissement) is the one holding the reported point: a cell
+    centre can lie across a boundary from the point it stands for.
+    """
     cells = points_to_cells(y[ok], x[ok], ctx.point_resolution)
     unique, inverse = np.unique(cells, return_inverse=True)
     lat_c, lon_c = cells_to_latlng(unique)
-    quartier_idx = _quartier_of(ctx, lon_c, lat_c)
+    quartier_idx = _quartier_of(ctx, x[ok], y[ok])
     fine = unique if ctx.point_resolution == 11 else cells_to_parents(unique, 11)
     stacked = np.column_stack([cells_to_parents(fine, r) for r in STORED_RESOLUTIONS[:-1]] + [fine])
     for name in source[ok].unique():
@@ -263,8 +267,8 @@ def _prepare(ctx: Context, ok: np.ndarray, records, kind, category_id, occurred,
         lon=lon_c[inverse],
         lat=lat_c[inverse],
         cells=stacked[inverse],
-        arrondissement=ctx.quartier_arrondissements[quartier_idx][inverse],
-        quartier=ctx.quartier_codes[quartier_idx][inverse],
+        arrondissement=ctx.quartier_arrondissements[quartier_idx],
+        quartier=ctx.quartier_codes[quartier_idx],
         source_id=source[ok].to_numpy(dtype=object),  # names; the store maps them to ids
         external_hash=_keyed_hash(identity[ok].to_numpy(dtype=object), ctx.hash_key),
     )
