@@ -86,3 +86,32 @@ def plan_show(
         budget = sum(float(b["amount"]) for b in a["budget"])
         console.print(f"{a['id']:<5} {a['objective']:<14} {a['status']:<8} {a['lead_partner']:<18} "
                       f"{budget:>12,.0f} €  {a['title']}")
+
+
+@app.command()
+def report(
+    year: Annotated[int, typer.Option(help="The year to evaluate, e.g. 2021")],
+    out: Annotated[Path | None, typer.Option(help="HTML file to write (default: OUTPUT_DIR/report-YEAR[-public]-LANG.html)")] = None,
+    lang: Annotated[str, typer.Option(help="fr (default) or en")] = "fr",
+    public: Annotated[bool, typer.Option("--public", help="The public edition: published releases and public plan information only")] = False,
+    pdf: Annotated[bool, typer.Option(help="Also write a PDF twin (needs WeasyPrint)")] = True,
+) -> None:
+    """Write the yearly evaluation of the plan as one self-contained HTML page (and its PDF)."""
+    from geo_monitor.report.files import write_report
+
+    if lang not in ("fr", "en"):
+        _fail(ValueError(f"--lang {lang!r}: fr or en"))
+    settings = _settings()
+    out = out or settings.output_dir / f"report-{year}{'-public' if public else ''}-{lang}.html"
+    try:
+        with db.connect(settings) as conn:
+            written = write_report(conn, year, out, public=public, lang=lang, pdf=pdf, settings=settings,
+                                   progress=lambda step: err.print(f"  {step}…"))
+    except GeoMonitorError as exc:
+        _fail(exc)
+    size = written.html.stat().st_size / 1e6
+    console.print(f"{'wrote' if written.changed else 'unchanged'} {written.html} ({size:.2f} MB)")
+    if written.pdf:
+        console.print(f"PDF: {written.pdf}")
+    elif pdf:
+        console.print("no PDF: WeasyPrint is not installed (pip install weasyprint)")
