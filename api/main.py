@@ -20,8 +20,10 @@ from api.routes import (
     hexagons,
     maps,
     method,
+    plan,
     public,
     reference,
+    reports,
     zones,
 )
 from geo_monitor import __version__
@@ -67,7 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(security.SecurityHeaders)  # added last: outermost, so every answer gets the headers
     errors.install(app)
     for router in (health.router, events.router, hexagons.router, analysis.router, reference.router,
-                   public.router, method.router, admin.router, zones.router, maps.router):
+                   public.router, method.router, admin.router, zones.router, maps.router, plan.router,
+                   reports.router):
         app.include_router(router)
     maps.mount_assets(app)
     return app

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import numpy as np
+import pandas as pd
 import psycopg
 import shapely
 
@@ -113,12 +115,11 @@ def release_map(conn: psycopg.Connection, year: int, settings: Settings) -> dict
         view = rolling_view(conn, date(year, 12, 1), settings=settings)
     except NotFoundError:
         return None
-    cells = view.cells_frame()
-    by_cell = cells.groupby("h3").agg(value=("value", lambda v: None if v.isna().any() else float(v.sum())))
-    ids = [hexagons.str_to_cell(h) for h in by_cell.index] if hasattr(hexagons, "str_to_cell") else \
-        [int(h, 16) for h in by_cell.index]
-    import numpy as np
-
-    polygons = list(hexagons.cells_to_polygons(np.array(ids, dtype=np.int64)))
-    return {"polygons": polygons, "values": [None if v is None else v for v in by_cell["value"]],
-            "highlight": [False] * len(polygons)}
+    cells = view.cells[["cell", "value"]]
+    # A hexagon's yearly value is the sum of its published group values; hidden in any group: no value.
+    grouped = cells.groupby("cell")["value"]
+    hidden = grouped.apply(lambda v: bool(v.isna().any()))
+    totals = grouped.sum(min_count=1)
+    ids = totals.index.to_numpy(dtype=np.int64)
+    values = [None if hidden[c] or pd.isna(totals[c]) else float(totals[c]) for c in ids]
+    return {"polygons": list(hexagons.cells_to_polygons(ids)), "values": values, "highlight": [False] * len(ids)}

@@ -72,7 +72,7 @@ def public_figures(conn: psycopg.Connection, year: int, settings: Settings) -> l
             by_arr = now[now["arrondissement"].notna() & (now["group"] == group)]
             for code in sorted(set(by_arr["arrondissement"])):
                 total, _ = _sum_of_months(by_arr[by_arr["arrondissement"] == code], year)
-                table.append({"arrondissement": int(code), "year": total})
+                table.append({"arrondissement": str(int(code)), "year": total})
         figures.append(Figure(
             f"released_{group}", "accompany" if outreach else "public_space",
             ("Interventions des maraudes (publiées)", "Outreach events (published)") if outreach
