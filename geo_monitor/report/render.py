@@ -57,6 +57,8 @@ def fmt(value: object, unit: str = "", lang: str = "fr") -> str:
         return WORDS[lang]["none"]
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return {True: "oui", False: "non"}[value] if lang == "fr" else {True: "yes", False: "no"}[value]
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, tuple):

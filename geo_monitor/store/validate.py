@@ -17,7 +17,12 @@ from pandas.util import hash_array
 from pyproj import Transformer
 
 from geo_monitor.calendar import LOCAL_TZ
-from geo_monitor.hexagons import cells_to_latlng, cells_to_parents, points_to_cells
+from geo_monitor.hexagons import (
+    cells_to_latlng,
+    cells_to_parents,
+    cells_to_polygons,
+    points_to_cells,
+)
 from geo_monitor.store.readers import RECORD
 
 CANONICAL = ("kind", "category", "occurred_at", "lon", "lat", "source", "external_id", "ends_at")
@@ -60,6 +65,7 @@ class Context:
     def __post_init__(self) -> None:
         """Prepare geometries and the coordinate transformer once."""
         shapely.prepare(self.study_area)
+        shapely.prepare(self.quartiers.geometries)
         if self.crs and self.crs.upper() not in ("EPSG:4326", "OGC:CRS84"):
             self.transformer = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
 
@@ -248,7 +254,7 @@ def _prepare(ctx: Context, ok: np.ndarray, records, kind, category_id, occurred,
     cells = points_to_cells(y[ok], x[ok], ctx.point_resolution)
     unique, inverse = np.unique(cells, return_inverse=True)
     lat_c, lon_c = cells_to_latlng(unique)
-    quartier_idx = _quartier_of(ctx, x[ok], y[ok])
+    quartier_idx = _quartier_of_points(ctx, x[ok], y[ok], unique, inverse)
     fine = unique if ctx.point_resolution == 11 else cells_to_parents(unique, 11)
     stacked = np.column_stack([cells_to_parents(fine, r) for r in STORED_RESOLUTIONS[:-1]] + [fine])
     for name in source[ok].unique():
@@ -272,6 +278,38 @@ def _prepare(ctx: Context, ok: np.ndarray, records, kind, category_id, occurred,
         source_id=source[ok].to_numpy(dtype=object),  # names; the store maps them to ids
         external_hash=_keyed_hash(identity[ok].to_numpy(dtype=object), ctx.hash_key),
     )
+
+
+def _quartier_of_points(ctx: Context, lon: np.ndarray, lat: np.ndarray, cells: np.ndarray,
+                        inverse: np.ndarray) -> np.ndarray:
+    """Return the index of the quartier holding each reported point.
+
+    A cell lying wholly inside one quartier gives it to all its points; only the points of
+    cells across a boundary are tested one by one, against the quartiers their cell touches.
+    """
+    polygons = cells_to_polygons(cells)
+    inside = ctx.quartiers.query(polygons, predicate="within")
+    of_cell = np.full(len(cells), -1, dtype=np.int64)
+    of_cell[inside[0]] = inside[1]
+    index = of_cell[inverse]
+    edge_cells = np.flatnonzero(of_cell < 0)
+    if not len(edge_cells):
+        return index
+    touching = ctx.quartiers.query(polygons[edge_cells], predicate="intersects")
+    position = np.full(len(cells), -1, dtype=np.int64)
+    position[edge_cells] = np.arange(len(edge_cells))
+    edge_points = np.flatnonzero(index < 0)
+    edge_of_point = position[inverse[edge_points]]
+    geometries = ctx.quartiers.geometries
+    for quartier in np.unique(touching[1]):
+        near = np.zeros(len(edge_cells), dtype=bool)
+        near[touching[0][touching[1] == quartier]] = True
+        chosen = edge_points[near[edge_of_point] & (index[edge_points] < 0)]
+        index[chosen[shapely.contains_xy(geometries[quartier], lon[chosen], lat[chosen])]] = quartier
+    missing = np.flatnonzero(index < 0)  # on a boundary line or in a sliver between quartiers
+    if len(missing):
+        index[missing] = _quartier_of(ctx, lon[missing], lat[missing])
+    return index
 
 
 def _quartier_of(ctx: Context, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
