@@ -7,35 +7,23 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ConnDep, PrincipalDep
+from api.deps import ConnDep, PrincipalDep, require
 from api.errors import ApiError
 from api.schemas import ERRORS
-from geo_monitor.errors import AccessDeniedError
 from geo_monitor.plan.actions import list_actions
 from geo_monitor.plan.loader import check_records, load_plan
 from geo_monitor.plan.objectives import partners
 from geo_monitor.plan.places import list_places
-from geo_monitor.plan.policy import check_plan_access
 from geo_monitor.plan.updates import add_update, list_updates
-from geo_monitor.privacy.tokens import Principal, audit
+from geo_monitor.privacy.tokens import audit
 
 router = APIRouter(prefix="/plan", tags=["plan"])
+READ, WRITE = [Depends(require("plan"))], [Depends(require("plan.write"))]
 FORMATS = {"text/csv": ".csv", "application/yaml": ".yaml", "application/x-yaml": ".yaml", "text/yaml": ".yaml"}
-
-
-def allow(conn, principal: Principal, action: str, params: dict) -> None:
-    """Ask the plan's policy; a refused internal caller is audited, the public is told to bring a token."""
-    try:
-        check_plan_access(principal, action)
-    except AccessDeniedError as exc:
-        if principal.token_id is None:
-            raise ApiError(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
-        audit(conn, principal, action, params, 403)
-        raise
 
 
 class UpdateIn(BaseModel):
@@ -51,36 +39,32 @@ class UpdateIn(BaseModel):
     note: str | None = Field(default=None, max_length=500)
 
 
-@router.get("/actions", responses=ERRORS, summary="The plan's actions with partners, budget, indicators, status")
-def get_actions(conn: ConnDep, principal: PrincipalDep,
+@router.get("/actions", responses=ERRORS, dependencies=READ, summary="The plan's actions with partners, budget, indicators, status")
+def get_actions(conn: ConnDep,
                 as_of: Annotated[date | None, Query(description="Status as of this day")] = None) -> list[dict]:
     """Every action, its latest status as of the day (today by default)."""
-    allow(conn, principal, "plan.read", {"as_of": str(as_of)})
     return [{**a, "starts_on": a["starts_on"], "budget": [{**b, "amount": float(b["amount"])} for b in a["budget"]],
              "indicators": [{**i, "target": None if i["target"] is None else float(i["target"])} for i in a["indicators"]]}
             for a in list_actions(conn, as_of=as_of)]
 
 
-@router.get("/updates", responses=ERRORS, summary="The append-only history of the actions")
-def get_updates(conn: ConnDep, principal: PrincipalDep,
+@router.get("/updates", responses=ERRORS, dependencies=READ, summary="The append-only history of the actions")
+def get_updates(conn: ConnDep,
                 action: Annotated[str | None, Query(max_length=20)] = None) -> list[dict]:
     """Every update (oldest first), of one action or all."""
-    allow(conn, principal, "plan.read", {"action": action})
     return [{k: (float(v) if k in ("committed", "spent") and v is not None else v) for k, v in u.items()}
             for u in list_updates(conn, action_id=action)]
 
 
-@router.get("/places", responses=ERRORS, summary="Accommodation and rest places (by arrondissement, never an address)")
-def get_places(conn: ConnDep, principal: PrincipalDep) -> list[dict]:
+@router.get("/places", responses=ERRORS, dependencies=READ, summary="Accommodation and rest places (by arrondissement, never an address)")
+def get_places(conn: ConnDep) -> list[dict]:
     """Every place record."""
-    allow(conn, principal, "plan.read", {})
     return list_places(conn)
 
 
-@router.post("/updates", status_code=201, responses=ERRORS, summary="Append an update to an action")
+@router.post("/updates", status_code=201, responses=ERRORS, dependencies=WRITE, summary="Append an update to an action")
 def post_update(body: UpdateIn, conn: ConnDep, principal: PrincipalDep) -> dict:
     """Record an update; the same update sent twice is stored once (``recorded`` false)."""
-    allow(conn, principal, "plan.write", {"action": body.action})
     fields = {**body.model_dump(), "date": body.date.isoformat()}
     known = {r[0] for r in conn.execute("SELECT id FROM plan_actions")}
     author = f"{principal.role}:{principal.team}"
@@ -91,10 +75,9 @@ def post_update(body: UpdateIn, conn: ConnDep, principal: PrincipalDep) -> dict:
     return {"recorded": recorded, "action": body.action, "date": body.date.isoformat(), "author": author}
 
 
-@router.post("/load", responses=ERRORS, summary="Load a plan file (CSV or YAML): all of it, or nothing")
+@router.post("/load", responses=ERRORS, dependencies=WRITE, summary="Load a plan file (CSV or YAML): all of it, or nothing")
 async def post_load(request: Request, conn: ConnDep, principal: PrincipalDep) -> dict:
     """Every bad record is named with its reason (400) and nothing is written."""
-    allow(conn, principal, "plan.write", {})
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in FORMATS:
         raise ApiError(415, "send the plan as text/csv or application/yaml", "content-type")

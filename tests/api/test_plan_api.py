@@ -57,7 +57,8 @@ def test_the_partners_report_is_for_planners_and_the_steward_and_is_audited(clie
     assert sql("SELECT count(*) FROM audit_log WHERE action = 'reports.read' AND status = 200")[0][0] == before + 1
     refused = client.get("/reports/2020", headers=headers["police"])
     assert refused.status_code == 403
-    assert sql("SELECT count(*) FROM audit_log WHERE action = 'report.read' AND status = 403 AND role = 'police'")[0][0] >= 1
+    assert sql("SELECT count(*) FROM audit_log WHERE action = 'refused' AND status = 403 AND role = 'police' "
+               "AND params->>'path' = '/reports/2020'")[0][0] >= 1
     public = client.get("/public/reports/2020?lang=en")
     assert public.status_code == 200 and "Public edition" in public.text
     assert client.get("/public/reports/2035").status_code == 400
