@@ -120,12 +120,12 @@ def check_records(raw: list[tuple[str, str, dict]], known_partners: set[str], kn
             if kind in ("budget", "indicator"):
                 children.append((where, kind, fields))
                 continue
-            record = CHECKS[kind](fields, partners, action_ids, author)
-            key = record.get("id") or record.get("code")
-            if kind in seen:
-                if key in seen[kind]:
+            if kind in seen:  # also when the first record of that id was bad
+                key = str(fields.get("code" if kind == "partner" else "id", "")).strip()
+                if key and key in seen[kind]:
                     raise Bad(f"duplicate id {key!r}")
                 seen[kind].add(key)
+            record = CHECKS[kind](fields, partners, action_ids, author)
             if kind == "action":
                 record["budget"] = [_budget(b, partners) for b in _list(fields.get("budget"), "budget")]
                 record["indicators"] = [_indicator(i) for i in _list(fields.get("indicators"), "indicators")]
