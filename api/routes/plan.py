@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ConnDep, PrincipalDep, require
 from api.errors import ApiError
-from api.schemas import ERRORS
+from api.schemas import ERRORS, error
 from geo_monitor.plan.actions import list_actions
 from geo_monitor.plan.loader import check_records, load_plan
 from geo_monitor.plan.objectives import partners
@@ -29,14 +29,14 @@ FORMATS = {"text/csv": ".csv", "application/yaml": ".yaml", "application/x-yaml"
 class UpdateIn(BaseModel):
     """An update to append to an action (the history is never edited)."""
 
-    action: str = Field(max_length=20)
+    action: str = Field(pattern=r"^[A-Za-z0-9._-]{1,20}$")
     date: date
     status: str = Field(description="planned, started, done or dropped")
     committed: float | None = Field(default=None, ge=0)
     spent: float | None = Field(default=None, ge=0)
-    payer: str | None = Field(default=None, max_length=40)
+    payer: str | None = Field(default=None, pattern=r"^[a-z0-9_]{2,40}$")
     values: dict[str, float] = Field(default_factory=dict, description="indicator code -> value")
-    note: str | None = Field(default=None, max_length=500)
+    note: str | None = Field(default=None, max_length=500, pattern=r"^[^\x00]*$")
 
 
 @router.get("/actions", responses=ERRORS, dependencies=READ, summary="The plan's actions with partners, budget, indicators, status")
@@ -50,7 +50,7 @@ def get_actions(conn: ConnDep,
 
 @router.get("/updates", responses=ERRORS, dependencies=READ, summary="The append-only history of the actions")
 def get_updates(conn: ConnDep,
-                action: Annotated[str | None, Query(max_length=20)] = None) -> list[dict]:
+                action: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._-]{1,20}$")] = None) -> list[dict]:
     """Every update (oldest first), of one action or all."""
     return [{k: (float(v) if k in ("committed", "spent") and v is not None else v) for k, v in u.items()}
             for u in list_updates(conn, action_id=action)]
@@ -62,7 +62,7 @@ def get_places(conn: ConnDep) -> list[dict]:
     return list_places(conn)
 
 
-@router.post("/updates", status_code=201, responses=ERRORS, dependencies=WRITE, summary="Append an update to an action")
+@router.post("/updates", status_code=201, responses={**ERRORS, 404: error("no such action")}, dependencies=WRITE, summary="Append an update to an action")
 def post_update(body: UpdateIn, conn: ConnDep, principal: PrincipalDep) -> dict:
     """Record an update; the same update sent twice is stored once (``recorded`` false)."""
     fields = {**body.model_dump(), "date": body.date.isoformat()}
@@ -75,7 +75,7 @@ def post_update(body: UpdateIn, conn: ConnDep, principal: PrincipalDep) -> dict:
     return {"recorded": recorded, "action": body.action, "date": body.date.isoformat(), "author": author}
 
 
-@router.post("/load", responses=ERRORS, dependencies=WRITE, summary="Load a plan file (CSV or YAML): all of it, or nothing")
+@router.post("/load", responses={**ERRORS, 415: error("not CSV or YAML")}, dependencies=WRITE, summary="Load a plan file (CSV or YAML): all of it, or nothing")
 async def post_load(request: Request, conn: ConnDep, principal: PrincipalDep) -> dict:
     """Every bad record is named with its reason (400) and nothing is written."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
