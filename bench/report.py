@@ -21,46 +21,29 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
-from common import code_revision, database_url, finish, say, stored_events
+from common import bench_settings, code_revision, fill, finish, say
 
 from geo_monitor import db
 from geo_monitor.plan.figures import monthly_totals
 from geo_monitor.plan.loader import load_plan
 from geo_monitor.report.files import report_html
 from geo_monitor.settings import Settings
-from geo_monitor.store import reference
-from geo_monitor.store.ingest import ingest_file
-from geo_monitor.store.sample import generate_sample
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_S, TARGET_MB = 60.0, 10.0
 
 
 def prepare(settings: Settings, n: int, reuse: bool) -> int:
-    """Create the database with reference layers, N events and the plan; return the events stored."""
-    if reuse and (have := stored_events(settings.database_url)):
-        say(f"reusing {have:,} events already stored")
-        return have
-    say("db up + reference layers")
-    db.up(settings)
-    with db.connect(settings) as conn:
-        reference.load_reference(conn, settings)
-    with tempfile.TemporaryDirectory(prefix="geo_monitor_benchr_") as work:
-        path = Path(work) / "sample.parquet"
-        say(f"generating and ingesting {n:,} synthetic events")
-        generate_sample(path, n, settings=settings)
-        with db.connect(settings) as conn:
-            accepted = ingest_file(conn, path, settings=settings).accepted
+    """Fill the bench database (bench/common.py) and load the plan seed and the demo's plan data."""
+    stored, _ = fill(settings, n, reuse=reuse)
     with db.connect(settings) as conn:
         for name in ("plan_2019_2021.yaml", "demo_plan_2019_2021.yaml"):
             load_plan(conn, REPO / "data" / name)
-    return accepted
+    return stored
 
 
 def timed(repeat: int, function, *args, **kwargs) -> tuple[float, object]:
@@ -90,11 +73,9 @@ def main() -> None:
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--reuse-db", help="name of a bench database to reuse (kept)")
     args = parser.parse_args()
-    server = os.environ.get("GEO_MONITOR_BENCH_SERVER", DEFAULT_SERVER)
     dbname = args.reuse_db or f"geo_monitor_benchr_{os.getpid()}"
-    url = database_url(server, dbname)
-    reference_dir = os.environ.get("GEO_MONITOR_REFERENCE_DIR") or REPO.parent / "shared" / "data"
-    settings = Settings(database_url=url, reference_dir=reference_dir)
+    settings = bench_settings(dbname)
+    url = settings.database_url
     try:
         stored = prepare(settings, args.events, bool(args.reuse_db))
         first, end = date(args.year - 2, 1, 1), date(args.year + 1, 1, 1)
