@@ -19,10 +19,9 @@ from geo_monitor.report.files import write_report
 from geo_monitor.report.public import build_public_report
 from geo_monitor.report.render import render_html
 from geo_monitor.settings import Settings
-from geo_monitor.store import reference
 from geo_monitor.store.ingest import ingest_file
 from geo_monitor.store.sample import generate_sample
-from tests.conftest import make_settings, new_database_name, require_server
+from tests.builders import own_database
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 YEAR = 2021
@@ -31,26 +30,19 @@ IN_YEAR = ("occurred_at >= '2021-01-01'::timestamp AT TIME ZONE 'Europe/Paris' "
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, psycopg.Connection]]:
+def demo(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, psycopg.Connection]]:
     """A database of its own, like the demo's: reference layers, a sample, the plan, 2021 released."""
-    require_server()
     tmp = tmp_path_factory.mktemp("report")
-    settings = make_settings(new_database_name(), tmp / "cache")
-    try:
-        db.up(settings)
-        with db.connect(settings) as conn:
-            reference.load_reference(conn, settings)
-            sample = generate_sample(tmp / "sample.parquet", 30_000, seed=5, settings=settings).path
-            ingest_file(conn, sample, source="sample", settings=settings)
-            load_plan(conn, DATA / "plan_2019_2021.yaml")
-            load_plan(conn, DATA / "demo_plan_2019_2021.yaml")
+    with own_database(settings, "report", tmp / "cache") as own, db.connect(own) as conn:
+        sample = generate_sample(tmp / "sample.parquet", 30_000, seed=5, settings=own).path
+        ingest_file(conn, sample, source="sample", settings=own)
+        load_plan(conn, DATA / "plan_2019_2021.yaml")
+        load_plan(conn, DATA / "demo_plan_2019_2021.yaml")
+        conn.commit()
+        for month in range(1, 13):
+            create_release(conn, f"{YEAR}-{month:02d}", settings=own)
             conn.commit()
-            for month in range(1, 13):
-                create_release(conn, f"{YEAR}-{month:02d}", settings=settings)
-                conn.commit()
-            yield settings, conn
-    finally:
-        db.drop_database(settings)
+        yield own, conn
 
 
 def one(conn: psycopg.Connection, query: str, params: tuple = ()) -> float:
