@@ -70,6 +70,7 @@ class MapAssetsError(ConfigurationError):
 class PlanFileError(InputFileError):
     """A plan file has bad rows: nothing was loaded; ``problems`` names each row and its reason."""
 
-    def __init__(self, message: str, problems: list[str]) -> None:
-        super().__init__(message + "\n" + "\n".join(f"  - {p}" for p in problems))
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        problems = list(problems or [])
+        super().__init__("\n".join([message, *(f"  - {p}" for p in problems)]))
         self.problems = problems

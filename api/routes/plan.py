@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ConnDep, PrincipalDep, require
-from api.errors import ApiError
+from api.errors import UnsupportedMediaType
 from api.schemas import ERRORS, error
 from geo_monitor.plan.actions import list_actions
 from geo_monitor.plan.loader import check_records, load_plan
@@ -80,7 +80,7 @@ async def post_load(request: Request, conn: ConnDep, principal: PrincipalDep) ->
     """Every bad record is named with its reason (400) and nothing is written."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in FORMATS:
-        raise ApiError(415, "send the plan as text/csv or application/yaml", "content-type")
+        raise UnsupportedMediaType("send the plan as text/csv or application/yaml", "content-type")
     body = await request.body()
 
     def run() -> dict:
