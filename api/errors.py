@@ -28,6 +28,7 @@ from geo_monitor.errors import (
     InvalidArgumentError,
     MapAssetsError,
     NotFoundError,
+    PlanFileError,
     PrivacyBudgetError,
     ReferenceDataError,
     ZoneConflictError,
@@ -88,6 +89,7 @@ class TooManyRequests(_Named):
 STATUS: dict[type[Exception], int] = {
     InvalidArgumentError: BAD_PARAMETER,
     InputFileError: BAD_PARAMETER,
+    PlanFileError: BAD_PARAMETER,  # every bad record named in the message
     Unauthenticated: 401,
     AccessDeniedError: 403,
     NotFoundError: 404,

@@ -21,8 +21,10 @@ from api.routes import (
     maps,
     method,
     ogc,
+    plan,
     public,
     reference,
+    reports,
     tiles,
     zones,
 )
@@ -72,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for router in (health.router, events.router, hexagons.router, analysis.router, reference.router,
                    public.router, method.router, admin.router, zones.router, maps.router, ogc.router,
-                   tiles.router):
+                   tiles.router, plan.router, reports.router):
         app.include_router(router)
     maps.mount_assets(app)
     return app

@@ -1,8 +1,8 @@
 """The demo: every step on sample and reference data, idempotent, saying what it changed.
 
 Database and layers, a synthetic sample ingested, twelve monthly public releases, three
-coordination zones with their teams' tokens, the three maps and the static public
-site (geo-monitor publish). A second run finds
+coordination zones with their teams' tokens, the three maps, the static public site
+(geo-monitor publish), the plan and its 2021 evaluation report. A second run finds
 everything in place and says so.
 """
 
@@ -98,17 +98,17 @@ def run_demo(settings: Settings, *, events: int, seed: int, say: Callable[[str],
     state = DemoState()
     out = settings.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    say("1/6 database")
+    say("1/7 database")
     up = db.up(settings)
     where = db._safe_url(settings.database_url)
     state.step(f"created database {where}" if up.created_database
                else f"database {where}: {len(up.migrations)} migration(s) applied", up.changed)
     with db.connect(settings) as conn:
-        say("2/6 reference layers")
+        say("2/7 reference layers")
         loads = reference.load_reference(conn, settings)
         state.step("reference layers: " + ", ".join(f"{x.layer} {x.features}" for x in loads),
                    any(x.changed for x in loads))
-        say("3/6 sample data")
+        say("3/7 sample data")
         sample = out / f"sample-{events}-{seed}.parquet"
         made = not sample.exists()
         if made:
@@ -119,19 +119,19 @@ def run_demo(settings: Settings, *, events: int, seed: int, say: Callable[[str],
                              progress=(lambda n: progress("ingest", n, events)) if progress else None)
         state.step(f"sample {sample} ({events:,} events) ingested:", made or report.accepted > 0)
         state.lines.extend(report.summary())
-        say("4/6 public releases")
+        say("4/7 public releases")
         created = 0
         for month in RELEASE_MONTHS:
             result = create_release(conn, month, settings=settings)
             conn.commit()
             created += result.created
         state.step(f"public releases {RELEASE_MONTHS[0]} to {RELEASE_MONTHS[-1]}: {created} created", created > 0)
-        say("5/6 teams and coordination zones")
+        say("5/7 teams and coordination zones")
         tokens, new_tokens = demo_tokens(conn, out / "demo-tokens.json")
         zones = demo_zones(conn, settings)
         state.step(f"tokens for {', '.join(tokens)} in {out / 'demo-tokens.json'}; {zones} zone(s) created",
                    new_tokens or zones > 0)
-        say("6/6 maps and the static public site")
+        say("6/7 maps and the static public site")
         import maps  # maps imports folium; the library itself never does
 
         maps_dir = out / "maps"
@@ -143,4 +143,22 @@ def run_demo(settings: Settings, *, events: int, seed: int, say: Callable[[str],
 
         site = publish_site(conn, out / "public", settings)
         state.step(f"static public site in {out / 'public'}: {site.summary()}", bool(site.written))
+        say("7/7 the plan and its 2021 evaluation")
+        state.step(*demo_plan(conn, settings))
     return state
+
+
+def demo_plan(conn: psycopg.Connection, settings: Settings) -> tuple[str, bool]:
+    """Load the plan's commitments and the demo's invented execution, then write the 2021 report."""
+    from geo_monitor.plan.loader import load_plan
+    from geo_monitor.report.files import write_report
+
+    loads = [load_plan(conn, settings.data_dir / name, author="demo")
+             for name in ("plan_2019_2021.yaml", "demo_plan_2019_2021.yaml")]
+    conn.commit()
+    written = write_report(conn, 2021, settings.output_dir / "report-2021-fr.html", settings=settings)
+    public = write_report(conn, 2021, settings.output_dir / "report-2021-public-fr.html", public=True,
+                          settings=settings, pdf=False)
+    pdf = f" and {written.pdf.name}" if written.pdf else " (no PDF: WeasyPrint is not installed)"
+    changed = any(x.changed for x in loads) or written.changed or public.changed
+    return f"plan loaded; reports {written.html.name}{pdf}, {public.html.name}", changed

@@ -20,6 +20,7 @@ from cli import outputs  # noqa: F401
 from cli import admin  # noqa: F401
 from cli import export  # noqa: F401
 from cli import publish  # noqa: F401
+from cli import plan  # noqa: F401
 # isort: on
 from cli.app import app, err, settings_problem
 from geo_monitor.errors import GeoMonitorError

@@ -65,3 +65,12 @@ class ZoneConflictError(GeoMonitorError, RuntimeError):
 
 class MapAssetsError(ConfigurationError):
     """The local copies of Leaflet are missing or an asset has no local copy."""
+
+
+class PlanFileError(InputFileError):
+    """A plan file has bad rows: nothing was loaded; ``problems`` names each row and its reason."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        problems = list(problems or [])
+        super().__init__("\n".join([message, *(f"  - {p}" for p in problems)]))
+        self.problems = problems

@@ -14,6 +14,9 @@ from geo_monitor.store.ingest import ingest_file
 from geo_monitor.store.sample import generate_sample
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+# What each notebook must show once it has run (a notebook not listed here fails the test).
+EXPECTED = {"hotspots": "hot 99%", "quality_review": "events whose quartier lies in another arrondissement: 0",
+            "evaluation": "direct SQL"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -29,4 +32,5 @@ def test_notebook_runs(path: Path, loaded_db: Settings, tmp_path: Path, monkeypa
 
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert any("hot 99%" in str(o.get("data", {})) for o in outputs)  # the hotspot cell found a hot spot
+    shown = " ".join(str(o.get("data", {})) + str(o.get("text", "")) for o in outputs)
+    assert EXPECTED[path.stem] in shown

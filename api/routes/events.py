@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -80,6 +81,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
+def _batch_name(team: str, fmt: str, filename: str | None) -> str:
+    """Name the batch after what came in: ``api:<team>:<file name>`` or ``api:<team>:<UTC time>.<format>``."""
+    if filename:
+        return f"api:{team}:{filename}"
+    return f"api:{team}:{datetime.now(UTC):%Y%m%dT%H%M%SZ}.{fmt}"
+
+
 def _answer(report: IngestReport, rejects: list[tuple[int, str]]) -> IngestAnswer:
     return IngestAnswer(
         batch_id=report.batch_id, received=report.received, accepted=report.accepted,
@@ -141,18 +149,21 @@ async def post_events(request: Request, principal: PrincipalDep, conn: ConnDep,
                       format: Annotated[Literal["csv", "geojson", "parquet", "dansmarue", "json"] | None,
                                         Query(description="Overrides the content type")] = None,
                       crs: Annotated[str | None, Query(max_length=20, pattern=r"^(EPSG|OGC):[A-Za-z0-9]+$")] = None,
+                      filename: Annotated[str | None, Query(max_length=120, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                                                            description="Name of the sent file, kept in the batch record")] = None,
                       ) -> IngestAnswer:
     """Refused rows come back with their record number and reason; the valid rest is stored."""
     settings = request.app.state.settings
     fmt = _format_of(request.headers.get("content-type", ""), format)
     body = await _read_body(request, settings.api_max_upload_bytes)
+    batch_name = _batch_name(principal.team, fmt, filename)
 
     def run() -> tuple[IngestReport, list[tuple[int, str]]]:
         with tempfile.TemporaryDirectory() as tmp:
             rejects_path = Path(tmp) / "rejects.csv"
             frame = _json_records(body) if fmt == "json" else None
             if frame is not None:
-                report = ingest_chunks(conn, [frame], name="POST /events", fmt="json", source=source, crs=crs,
+                report = ingest_chunks(conn, [frame], name=batch_name, fmt="json", source=source, crs=crs,
                                        actor=f"api:{principal.team}", rejects_path=rejects_path,
                                        settings=settings, team=team)
             else:
@@ -162,7 +173,7 @@ async def post_events(request: Request, principal: PrincipalDep, conn: ConnDep,
                 report = ingest_file(conn, path, fmt=None if kind == "dansmarue" else kind,
                                      adapter="dansmarue" if kind == "dansmarue" else None, source=source,
                                      crs=crs, actor=f"api:{principal.team}", rejects_path=rejects_path,
-                                     settings=settings, team=team)
+                                     settings=settings, team=team, name=batch_name)
             audit(conn, principal, "events.post", {"format": fmt, "source": source, "team": team,
                                                    "accepted": report.accepted}, 200)
             rejects = []

@@ -8,7 +8,7 @@ Interface
 ``allows(principal, surface) -> bool`` and ``check(principal, surface)``
     May this principal use a surface at all (``SURFACES`` names them: "hexagons",
     "exports", "hotspots", "emerging", "coverage", "impact", "zones", "maps.planner",
-    "maps.coordination", "events.write", "admin", "report", "ogc", "tiles")? ``check``
+    "maps.coordination", "events.write", "admin", "report", "plan", "plan.write", "ogc", "tiles")? ``check``
     raises ``AccessDeniedError``. Authentication (no token: 401) is the surface's business.
 ``slice_for(principal, settings, *, start, end, resolution, kinds, categories, area, bbox) -> Slice``
     Check a request for hexagon counts and apply the role's rules: the kinds it may see, the
@@ -73,7 +73,9 @@ SURFACES: dict[str, frozenset[str]] = {
     "maps.coordination": TEAMS,
     "events.write": frozenset({ADMIN}),
     "admin": frozenset({ADMIN}),
-    "report": frozenset({ADMIN, PLANNER}),
+    "report": frozenset({ADMIN, PLANNER}),  # the partners' yearly report (the public edition needs no check)
+    "plan": TEAMS,  # the plan's actions, budgets, updates and places (no event data)
+    "plan.write": frozenset({ADMIN, PLANNER}),  # load a plan file, append an update
     "ogc": TEAMS,
     "tiles": TEAMS,
 }

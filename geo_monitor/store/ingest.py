@@ -248,8 +248,11 @@ def _store_chunk(conn: psycopg.Connection, checked: Checked, ctx: Context, repor
 def ingest_file(conn: psycopg.Connection, path: Path, *, fmt: str | None = None, adapter: str | None = None,
                 source: str | None = None, crs: str | None = None, actor: str = "cli",
                 rejects_path: Path | None = None, settings: Settings | None = None, team: str | None = None,
-                progress: Callable[[int], None] | None = None) -> IngestReport:
-    """Ingest one CSV, GeoJSON or GeoParquet file (optionally through a source adapter)."""
+                progress: Callable[[int], None] | None = None, name: str | None = None) -> IngestReport:
+    """Ingest one CSV, GeoJSON or GeoParquet file (optionally through a source adapter).
+
+    ``name`` is what the batch record calls the file (its own name by default).
+    """
     settings = settings or get_settings()
     path = Path(path)
     fmt = fmt or detect_format(path)
@@ -259,6 +262,6 @@ def ingest_file(conn: psycopg.Connection, path: Path, *, fmt: str | None = None,
     if adapter:
         chunks = adapters.adapt(adapter, chunks, settings)
         source = source or adapter  # the adapter leaves the source to the caller
-    return ingest_chunks(conn, chunks, name=path.name, fmt=fmt if not adapter else f"{fmt}/{adapter}",
+    return ingest_chunks(conn, chunks, name=name or path.name, fmt=fmt if not adapter else f"{fmt}/{adapter}",
                          file_sha256=sha256_file(path), source=source, crs=crs, actor=actor,
                          rejects_path=rejects_path, settings=settings, team=team, progress=progress)

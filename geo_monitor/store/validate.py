@@ -19,7 +19,12 @@ from pyproj.exceptions import CRSError
 
 from geo_monitor.calendar import LOCAL_TZ
 from geo_monitor.errors import InvalidArgumentError
-from geo_monitor.hexagons import cells_to_latlng, cells_to_parents, points_to_cells
+from geo_monitor.hexagons import (
+    cells_to_latlng,
+    cells_to_parents,
+    cells_to_polygons,
+    points_to_cells,
+)
 from geo_monitor.store.readers import RECORD
 
 CANONICAL = ("kind", "category", "occurred_at", "lon", "lat", "source", "external_id", "ends_at")
@@ -62,6 +67,7 @@ class Context:
     def __post_init__(self) -> None:
         """Prepare geometries and the coordinate transformer once."""
         shapely.prepare(self.study_area)
+        shapely.prepare(self.quartiers.geometries)
         if self.crs and self.crs.upper() not in ("EPSG:4326", "OGC:CRS84"):
             try:
                 self.transformer = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
@@ -246,11 +252,15 @@ def _to_us(times: pd.Series) -> np.ndarray:
 
 def _prepare(ctx: Context, ok: np.ndarray, records, kind, category_id, occurred, ends, has_end,
              x, y, source, identity) -> Prepared:
-    """Generalise the valid rows: cell centre, hour, parent cells, quartier, keyed id hash."""
+    """Generalise the valid rows: cell centre, hour, parent cells, quartier, keyed id hash.
+
+    The quartier (and so the arrondissement) is the one holding the reported point: a cell
+    centre can lie across a boundary from the point it stands for.
+    """
     cells = points_to_cells(y[ok], x[ok], ctx.point_resolution)
     unique, inverse = np.unique(cells, return_inverse=True)
     lat_c, lon_c = cells_to_latlng(unique)
-    quartier_idx = _quartier_of(ctx, lon_c, lat_c)
+    quartier_idx = _quartier_of_points(ctx, x[ok], y[ok], unique, inverse)
     fine = unique if ctx.point_resolution == 11 else cells_to_parents(unique, 11)
     stacked = np.column_stack([cells_to_parents(fine, r) for r in STORED_RESOLUTIONS[:-1]] + [fine])
     for name in source[ok].unique():
@@ -269,11 +279,43 @@ def _prepare(ctx: Context, ok: np.ndarray, records, kind, category_id, occurred,
         lon=lon_c[inverse],
         lat=lat_c[inverse],
         cells=stacked[inverse],
-        arrondissement=ctx.quartier_arrondissements[quartier_idx][inverse],
-        quartier=ctx.quartier_codes[quartier_idx][inverse],
+        arrondissement=ctx.quartier_arrondissements[quartier_idx],
+        quartier=ctx.quartier_codes[quartier_idx],
         source_id=source[ok].to_numpy(dtype=object),  # names; the store maps them to ids
         external_hash=_keyed_hash(identity[ok].to_numpy(dtype=object), ctx.hash_key),
     )
+
+
+def _quartier_of_points(ctx: Context, lon: np.ndarray, lat: np.ndarray, cells: np.ndarray,
+                        inverse: np.ndarray) -> np.ndarray:
+    """Return the index of the quartier holding each reported point.
+
+    A cell lying wholly inside one quartier gives it to all its points; only the points of
+    cells across a boundary are tested one by one, against the quartiers their cell touches.
+    """
+    polygons = cells_to_polygons(cells)
+    inside = ctx.quartiers.query(polygons, predicate="within")
+    of_cell = np.full(len(cells), -1, dtype=np.int64)
+    of_cell[inside[0]] = inside[1]
+    index = of_cell[inverse]
+    edge_cells = np.flatnonzero(of_cell < 0)
+    if not len(edge_cells):
+        return index
+    touching = ctx.quartiers.query(polygons[edge_cells], predicate="intersects")
+    position = np.full(len(cells), -1, dtype=np.int64)
+    position[edge_cells] = np.arange(len(edge_cells))
+    edge_points = np.flatnonzero(index < 0)
+    edge_of_point = position[inverse[edge_points]]
+    geometries = ctx.quartiers.geometries
+    for quartier in np.unique(touching[1]):
+        near = np.zeros(len(edge_cells), dtype=bool)
+        near[touching[0][touching[1] == quartier]] = True
+        chosen = edge_points[near[edge_of_point] & (index[edge_points] < 0)]
+        index[chosen[shapely.contains_xy(geometries[quartier], lon[chosen], lat[chosen])]] = quartier
+    missing = np.flatnonzero(index < 0)  # on a boundary line or in a sliver between quartiers
+    if len(missing):
+        index[missing] = _quartier_of(ctx, lon[missing], lat[missing])
+    return index
 
 
 def _quartier_of(ctx: Context, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -280,3 +281,21 @@ def test_emerging_hotspots_of_three_years_of_months_at_the_finest_resolution_are
     answer = client.get("/hotspots/emerging", params={"start": "2019-01-01", "end": "2022-01-01", "resolution": 11},
                         headers=headers["planner"])
     assert answer.status_code == 200 and len(answer.json()["metadata"]["steps"]) == 36
+
+
+def test_an_upload_is_recorded_under_a_name_that_says_what_came_in(client, headers, sql) -> None:
+    body = (b"kind,category,occurred_at,lon,lat,source,external_id\n"
+            b"incident,drug_litter,2009-02-05T10:00:00+01:00,2.3795,48.8832,api-limits,named-1\n")
+    named = client.post("/events?filename=maraude-nord_2009-02.csv", content=body,
+                        headers={**headers["admin"], "Content-Type": "text/csv"})
+    assert named.status_code == 200, named.text
+    unnamed = client.post("/events", json={"events": [{**GOOD, "external_id": "named-2"}]}, headers=headers["admin"])
+    assert unnamed.status_code == 200, unnamed.text
+    names = dict(sql("SELECT id, file_name FROM ingest_batches WHERE id IN (%s, %s)",
+                     (named.json()["batch_id"], unnamed.json()["batch_id"])))
+    team = sql("SELECT team FROM api_tokens WHERE role = 'admin' ORDER BY id LIMIT 1")[0][0]
+    assert names[named.json()["batch_id"]] == f"api:{team}:maraude-nord_2009-02.csv"
+    assert re.fullmatch(rf"api:{re.escape(team)}:\d{{8}}T\d{{6}}Z\.json", names[unnamed.json()["batch_id"]])
+    refused = client.post("/events?filename=../etc/passwd", content=body,
+                          headers={**headers["admin"], "Content-Type": "text/csv"})
+    assert refused.status_code == 400 and "filename" in refused.text

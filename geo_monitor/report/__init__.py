@@ -1,0 +1,1 @@
+"""The yearly evaluation report: its data (planners' and public editions), charts and HTML."""
