@@ -8,6 +8,7 @@ Layout of the folder::
     releases/YYYY-MM-vN.geojson     each release as published (hexagons, totals, metadata; immutable)
     releases/YYYY-MM-vN.cells.csv   its hexagons; releases/YYYY-MM-vN.totals.csv its totals
     method/fr.html, method/en.html  how the numbers are protected, and which basemap the map uses
+    reports/YYYY-fr.html, -en.html  the public edition of each released year's report (plan loaded)
     assets/                         Leaflet and the map runtime (no CDN)
     manifest.json                   every file with its size and sha256
 
@@ -25,12 +26,16 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import psycopg
 
 from geo_monitor import __version__
+from geo_monitor.calendar import next_month
+from geo_monitor.errors import GeoMonitorError
 from geo_monitor.privacy import releases as published
+from geo_monitor.report.files import report_html
 from geo_monitor.settings import Settings, get_settings
 from maps.assets import ensure_assets, render
 from maps.data import arrondissements
@@ -94,8 +99,35 @@ a{{color:#0b5394}} table{{border-collapse:collapse}} td,th{{padding:.2em .6em;bo
 <p><a href="map.html">Carte du dernier mois publié</a> / <a href="map.html">map of the latest month</a>
  · <a href="method/fr.html">Méthode</a> / <a href="method/en.html">Method</a>
  · <a href="manifest.json">manifest (sha256)</a></p>
-<table><tr><th>mois / month</th><th>carte / map</th><th>données / data</th></tr>{rows}</table>
+{reports}<table><tr><th>mois / month</th><th>carte / map</th><th>données / data</th></tr>{rows}</table>
 </body></html>"""
+
+
+def _public_reports(conn: psycopg.Connection, listed: list[dict], done: Published, settings: Settings,
+                    progress: Callable[[str], None] | None) -> str:
+    """Write the public edition of each year's report that releases cover; return the index's links.
+
+    A report is dated the day after the year's last released month, not today, so an unchanged
+    year is rewritten never and the site stays immutable.
+    """
+    links = []
+    for year in sorted({int(r["month"][:4]) for r in listed}):
+        last = max(r["month"] for r in listed if r["month"].startswith(f"{year}-"))
+        as_of = next_month(date.fromisoformat(f"{last}-01"))
+        pages = {}
+        try:
+            for lang in ("fr", "en"):
+                if progress:
+                    progress(f"report {year} ({lang})")
+                pages[lang], _ = report_html(conn, year, public=True, lang=lang, settings=settings, today=as_of)
+        except GeoMonitorError:  # a year the report refuses (before the plan, not over): no edition
+            continue
+        for lang, page in pages.items():
+            done.put(f"reports/{year}-{lang}.html", page.encode())
+        links.append(f'<a href="reports/{year}-fr.html">{year}</a> (<a href="reports/{year}-en.html">en</a>)')
+    if not links:
+        return ""
+    return f"<p>Bilans annuels / yearly reports : {' · '.join(links)}</p>\n"
 
 
 def publish_site(conn: psycopg.Connection, out_dir: Path, settings: Settings | None = None, *,
@@ -136,7 +168,8 @@ def publish_site(conn: psycopg.Connection, out_dir: Path, settings: Settings | N
     done.put("map.html", latest.encode())
     for lang, other in (("fr", "en"), ("en", "fr")):
         done.put(f"method/{lang}.html", method_page(lang, basemap, other_href=f"{other}.html").encode())
-    done.put("index.html", INDEX.format(rows="".join(reversed(rows))).encode())
+    reports = _public_reports(conn, listed, done, settings, progress)
+    done.put("index.html", INDEX.format(rows="".join(reversed(rows)), reports=reports).encode())
     manifest = {"generator": f"geo_monitor {__version__}", "basemap": basemap.describe()["en"],
                 "latest": listed[-1]["month"] if listed else None,
                 "releases": [{k: r[k] for k in ("month", "version", "resolution", "k", "epsilon")} for r in listed],

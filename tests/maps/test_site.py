@@ -104,3 +104,23 @@ def test_static_site_opens_from_disk_with_the_network_cut(low_k: Settings, brows
     page.goto((out / "releases" / f"{FIRST}-v1.geojson").as_uri())
     assert left == [] and errors == [], (left, errors)
     context.close()
+
+
+def test_publish_adds_the_public_report_of_each_released_year(low_k: Settings, tmp_path: Path) -> None:
+    """With a plan loaded, each released year gets its public report, dated by its data: republishing writes nothing."""
+    from geo_monitor.plan.loader import load_plan
+
+    out = tmp_path / "site"
+    with db.connect(low_k) as conn:
+        create_release(conn, FIRST, settings=low_k)
+        load_plan(conn, low_k.data_dir / "plan_2019_2021.yaml", author="test")
+        conn.commit()
+        published = publish_site(conn, out, low_k)
+        again = publish_site(conn, out, low_k)
+    assert {"reports/2021-fr.html", "reports/2021-en.html"} <= set(published.written)
+    assert again.written == []
+    page = (out / "reports" / "2021-en.html").read_text()
+    assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page
+    assert 'href="reports/2021-fr.html"' in (out / "index.html").read_text()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "reports/2021-fr.html" in manifest["files"]
