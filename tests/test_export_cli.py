@@ -118,3 +118,20 @@ def test_a_bad_token_format_or_option_mix_is_one_clear_line(loaded_db: Settings,
         done = run(["export", *args], loaded_db, tmp_path)
         assert done.returncode == 1 and message in done.stderr and done.stderr.count("\n") == 1, (args, done.stderr)
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "lake").exists()
+
+
+def test_a_police_token_exports_outreach_as_the_protected_statistics(loaded_db: Settings, planted: dict,
+                                                                     tmp_path: Path) -> None:
+    police = Principal(role="police", team="export-police", token_id=planted["police"][0])
+    chosen = access.slice_for(police, loaded_db, start=date(2013, 3, 1), end=date(2013, 4, 1), resolution=8,
+                              kinds=["outreach"])
+    with db.connect(loaded_db) as conn:
+        want = access.hex_counts(conn, police, chosen, loaded_db).frame
+    out = tmp_path / "protected.gpkg"
+    done = run(["export", str(out), *WINDOW, "--resolution", "8", "--kind", "outreach", "--token",
+                planted["police"][1]], loaded_db, tmp_path)
+    assert done.returncode == 0, done.stderr
+    got = read_back(out).set_index("h3")["count"]
+    assert len(got) == len(want) and want["count"].isna().any()  # four planted records: suppressed
+    assert got.isna().tolist() == want.set_index("h3")["count"].reindex(got.index).isna().tolist()
+    assert got.dropna().astype(int).to_dict() == want.set_index("h3")["count"].dropna().astype(int).to_dict()
