@@ -36,7 +36,7 @@ def export_slice(settings: Settings, path: Path, token: str | None, *, start: st
     """
     from geo_monitor.export import FORMATS, write_frame
     from geo_monitor.privacy import access
-    from geo_monitor.privacy.tokens import Principal, audit, authenticate
+    from geo_monitor.privacy.tokens import PUBLIC, Principal, audit, authenticate
 
     if path.suffix.lower() not in FORMATS:
         raise InvalidArgumentError(f"{path.name}: unknown output format; use {', '.join(FORMATS)}", "FILE")
@@ -45,6 +45,8 @@ def export_slice(settings: Settings, path: Path, token: str | None, *, start: st
         if token is not None:
             principal = authenticate(conn, token.strip())
             if principal is None:
+                audit(conn, PUBLIC, "refused", {"file": path.name, "via": "cli", "token_prefix": token.strip()[:8],
+                                                 "reason": "unknown, expired or revoked token"}, 401)
                 raise AccessDeniedError("--token: the token is unknown, expired or revoked", "token")
         asked = {"file": path.name, "start": start, "end": end, "resolution": resolution, "kinds": kinds,
                  "categories": categories, "area": area, "bbox": bbox, "via": "cli"}

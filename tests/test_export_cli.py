@@ -118,6 +118,7 @@ def test_a_bad_token_format_or_option_mix_is_one_clear_line(loaded_db: Settings,
         done = run(["export", *args], loaded_db, tmp_path)
         assert done.returncode == 1 and message in done.stderr and done.stderr.count("\n") == 1, (args, done.stderr)
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "lake").exists()
+    assert audit_rows(loaded_db, "refused")[-1][1:3] == ("public", "public")  # the unknown token, as the API logs it
 
 
 def test_a_police_token_exports_outreach_as_the_protected_statistics(loaded_db: Settings, planted: dict,
