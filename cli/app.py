@@ -25,7 +25,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 Kinds = Annotated[list[str] | None, typer.Option("--kind", help="incident, outreach or works (repeatable)")]
 Categories = Annotated[list[str] | None, typer.Option("--category", help="A category of data/categories.csv (repeatable)")]
-Out = Annotated[Path | None, typer.Option(help="Write the table: .geojson, .csv or .parquet")]
+Out = Annotated[Path | None, typer.Option(help="Write the table: .geojson, .csv, .parquet or .gpkg")]
 
 
 def _fail(exc: Exception) -> None:

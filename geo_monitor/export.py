@@ -1,4 +1,4 @@
-"""Writing result tables: GeoJSON, CSV (no geometry, cells as hex strings) or GeoParquet."""
+"""Writing result tables: GeoJSON, CSV (no geometry, cells as hex strings), GeoParquet or GeoPackage."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import shapely
 
 from geo_monitor.errors import InvalidArgumentError
 
-FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".csv": "CSV", ".parquet": "GeoParquet"}
+FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".csv": "CSV", ".parquet": "GeoParquet",
+           ".gpkg": "GeoPackage"}
 
 
 def write_frame(frame: gpd.GeoDataFrame | pd.DataFrame, path: Path) -> Path:
@@ -31,7 +32,8 @@ def write_frame(frame: gpd.GeoDataFrame | pd.DataFrame, path: Path) -> Path:
     else:
         if path.exists():
             path.unlink()
-        gpd.GeoDataFrame(out, geometry="geometry", crs=frame.crs).to_file(path, driver="GeoJSON")
+        driver, layer = ("GPKG", {"layer": path.stem}) if suffix == ".gpkg" else ("GeoJSON", {})
+        gpd.GeoDataFrame(out, geometry="geometry", crs=frame.crs).to_file(path, driver=driver, **layer)
     return path
 
 
