@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -131,7 +132,7 @@ def run_demo(settings: Settings, *, events: int, seed: int, say: Callable[[str],
         zones = demo_zones(conn, settings)
         state.step(f"tokens for {', '.join(tokens)} in {out / 'demo-tokens.json'}; {zones} zone(s) created",
                    new_tokens or zones > 0)
-        say("6/7 maps and the static public site")
+        say("6/7 maps")
         import maps  # maps imports folium; the library itself never does
 
         maps_dir = out / "maps"
@@ -139,12 +140,12 @@ def run_demo(settings: Settings, *, events: int, seed: int, say: Callable[[str],
         written = [name for name, build in maps.build.MAPS.items()
                    if write_if_changed(maps_dir / f"{name}.html", maps.render(build(conn, settings=settings)))]
         state.step(f"maps in {out / 'maps'}: {', '.join(written) or 'none'} rewritten", bool(written))
+        say("7/7 the plan, its 2021 evaluation and the static public site")
+        state.step(*demo_plan(conn, settings))  # before the site: it carries the public report editions
         from maps.site import publish_site
 
         site = publish_site(conn, out / "public", settings)
         state.step(f"static public site in {out / 'public'}: {site.summary()}", bool(site.written))
-        say("7/7 the plan and its 2021 evaluation")
-        state.step(*demo_plan(conn, settings))
     return state
 
 
@@ -156,9 +157,12 @@ def demo_plan(conn: psycopg.Connection, settings: Settings) -> tuple[str, bool]:
     loads = [load_plan(conn, settings.data_dir / name, author="demo")
              for name in ("plan_2019_2021.yaml", "demo_plan_2019_2021.yaml")]
     conn.commit()
-    written = write_report(conn, 2021, settings.output_dir / "report-2021-fr.html", settings=settings)
+    # Dated by its data (figures as of the end of 2021), not by the day the demo runs: a second
+    # run on another day still changes nothing.
+    as_of = date(2022, 1, 1)
+    written = write_report(conn, 2021, settings.output_dir / "report-2021-fr.html", settings=settings, today=as_of)
     public = write_report(conn, 2021, settings.output_dir / "report-2021-public-fr.html", public=True,
-                          settings=settings, pdf=False)
+                          settings=settings, pdf=False, today=as_of)
     pdf = f" and {written.pdf.name}" if written.pdf else " (no PDF: WeasyPrint is not installed)"
     changed = any(x.changed for x in loads) or written.changed or public.changed
     return f"plan loaded; reports {written.html.name}{pdf}, {public.html.name}", changed
