@@ -42,6 +42,9 @@ def demo(
     out = settings.output_dir
     console.print(f"maps (open from disk): {(out / 'maps').resolve()}/{{planner,coordination,public}}.html")
     console.print(f"tokens (planner, police, outreach, admin): {(out / 'demo-tokens.json').resolve()}")
+    console.print(f"report (2021, partners and public editions): {(out / 'report-2021-fr.html').resolve()}, "
+                  f"{(out / 'report-2021-public-fr.html').resolve()}")
+    console.print(f"static public site (open index.html from disk): {(out / 'public').resolve()}/index.html")
     if serve_api:
         console.print(f"API: http://127.0.0.1:{port}/docs   public map: http://127.0.0.1:{port}/maps/public   "
                       f"(Ctrl-C to stop)")
