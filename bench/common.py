@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,3 +107,13 @@ def finish(settings: Settings, dbname: str, url: str, keep: bool) -> None:
     else:
         say(f"dropping database {dbname}")
         db.drop_database(settings)
+
+
+def timed(repeat: int, function, *args, **kwargs) -> tuple[float, object]:
+    """Return (median seconds, last result) of ``repeat`` calls."""
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = function(*args, **kwargs)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result

@@ -38,14 +38,12 @@ sys.modules.pop("maps", None)
 
 import argparse
 import os
-import statistics
-import time
 from datetime import date
 
 import folium
 import geopandas as gpd
 import psycopg
-from common import bench_settings, fill, say  # noqa: E402 (bench/ is the script's folder)
+from common import bench_settings, fill, say, timed  # noqa: E402 (bench/ is the script's folder)
 from folium.plugins import TimestampedGeoJson
 
 from geo_monitor import db, hexagons
@@ -61,16 +59,6 @@ from maps.styles import fixed_scale
 
 START, END = date(2019, 1, 1), date(2022, 1, 1)
 TARGET_S, TARGET_MB, TARGET_PUBLIC_MB = 3.0, 5.0, 1.0
-
-
-def timed(repeat: int, function, *args, **kwargs) -> tuple[float, object]:
-    """Return (median seconds, last result) of ``repeat`` calls."""
-    times, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = function(*args, **kwargs)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
 
 
 def naive_map(counts: StepCounts) -> folium.Map:

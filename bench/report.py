@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from datetime import date
 from pathlib import Path
 
-from common import bench_settings, code_revision, fill, finish, say
+from common import bench_settings, code_revision, fill, finish, say, timed
 
 from geo_monitor import db
 from geo_monitor.plan.figures import monthly_totals
@@ -44,16 +42,6 @@ def prepare(settings: Settings, n: int, reuse: bool) -> int:
         for name in ("plan_2019_2021.yaml", "demo_plan_2019_2021.yaml"):
             load_plan(conn, REPO / "data" / name)
     return stored
-
-
-def timed(repeat: int, function, *args, **kwargs) -> tuple[float, object]:
-    """Return (median seconds, last result) of ``repeat`` calls."""
-    times, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = function(*args, **kwargs)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
 
 
 def baseline_totals(conn, first: date, end: date) -> list[tuple]:
