@@ -22,8 +22,8 @@ from geo_monitor.privacy.tokens import PUBLIC, Principal, authenticate
 from geo_monitor.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
-    """Return the application's settings."""
+async def get_settings(request: Request) -> Settings:
+    """Return the application's settings (async: no worker thread for a look-up)."""
     return request.app.state.settings
 
 
@@ -99,7 +99,7 @@ def require(surface: str) -> Callable[[Principal], Principal]:
     """Return a dependency that asks the access policy about a surface (no token: 401, refused: 403)."""
     access.allows(PUBLIC, surface)  # an unknown surface fails when the app is built, not on a request
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:  # async: a pure check needs no worker thread
         if principal.token_id is None:
             raise Unauthenticated("this endpoint needs a token")
         access.check(principal, surface)

@@ -46,14 +46,35 @@ def _clean(value: object) -> object:
     return value
 
 
-def geojson_bytes(frame: gpd.GeoDataFrame, properties: list[str], metadata: dict | None = None) -> bytes:
-    """Return a GeoJSON FeatureCollection of the frame's geometry and the named columns."""
-    geometries = shapely.to_geojson(frame.geometry.to_numpy())
-    columns = [frame[c].tolist() for c in properties]
-    parts = []
-    for i, geometry in enumerate(geometries):
-        props = {name: _clean(column[i]) for name, column in zip(properties, columns, strict=True)}
-        parts.append(f'{{"type":"Feature","geometry":{geometry},"properties":{json.dumps(props)}}}')
+def _json_texts(column: pd.Series) -> list[str]:
+    """Return each value of a column as JSON text, as ``json.dumps`` writes it (NaN and NA: null)."""
+    values = column.to_numpy()
+    if values.dtype.kind in "iu":
+        return list(map(str, values.tolist()))
+    if values.dtype.kind == "f":
+        return [repr(v) if math.isfinite(v) else "null" for v in values.tolist()]
+    items = values.tolist()
+    if all(type(v) is int for v in items):  # counts kept as objects (None where suppressed)
+        return list(map(str, items))
+    if all(type(v) is str and v.isalnum() and v.isascii() for v in items):  # cells as hex: nothing to escape
+        return [f'"{v}"' for v in items]
+    return [json.dumps(_clean(v)) for v in column.tolist()]
+
+
+def geojson_bytes(frame: gpd.GeoDataFrame | pd.DataFrame, properties: list[str], metadata: dict | None = None,
+                  geometries: list[str] | None = None) -> bytes:
+    """Return a GeoJSON FeatureCollection of the frame's geometry and the named columns.
+
+    ``geometries`` gives the geometry of each row as GeoJSON text instead (see
+    ``hexagons.cells_geojson``); then the frame needs no geometry column. Properties are
+    encoded a column at a time, byte for byte as ``json.dumps`` of each row's dict.
+    """
+    if geometries is None:
+        geometries = shapely.to_geojson(frame.geometry.to_numpy()).tolist()
+    keys = ", ".join(json.dumps(name).replace("%", "%%") + ": %s" for name in properties)
+    feature = '{"type":"Feature","geometry":%s,"properties":{' + keys + "}}"
+    columns = [_json_texts(frame[name]) for name in properties]
+    parts = [feature % row for row in zip(geometries, *columns, strict=True)]
     head = {"type": "FeatureCollection"}
     if metadata:
         head["metadata"] = metadata

@@ -73,6 +73,22 @@ def build_population(conn: psycopg.Connection, resolution: int) -> pd.Series:
     return pd.Series(values, index=cells, name="population")
 
 
+def population_of(conn: psycopg.Connection, resolution: int, cells: np.ndarray) -> np.ndarray:
+    """Return the residents of the given cells (0 outside the study grid), reading only those rows."""
+    cells = np.asarray(cells, dtype=np.int64)
+    if not len(cells):
+        return np.zeros(0)
+    wanted = "{" + ",".join(map(str, cells.tolist())) + "}"  # one text value: psycopg dumps lists slowly
+    rows = conn.execute("SELECT cell, population FROM hex_population WHERE resolution = %s "
+                        "AND cell = ANY(%s::bigint[])", (resolution, wanted)).fetchall()
+    if not rows:  # every study cell has a row once built: none means not built yet
+        population = ensure_population(conn, resolution)
+    else:
+        found, values = zip(*rows, strict=True)
+        population = pd.Series(np.array(values, dtype=np.float64), index=np.array(found, dtype=np.int64))
+    return population.reindex(cells, fill_value=0.0).to_numpy()
+
+
 def ensure_population(conn: psycopg.Connection, resolution: int) -> pd.Series:
     """Return residents by cell at a resolution, computing them on first use."""
     rows = conn.execute("SELECT cell, population FROM hex_population WHERE resolution = %s", (resolution,)).fetchall()

@@ -5,6 +5,8 @@ Indexing is vectorised with h3ronpy (Rust); h3-py serves the scalar helpers.
 
 from __future__ import annotations
 
+import threading
+
 import h3
 import numpy as np
 import shapely
@@ -38,6 +40,11 @@ def cell_to_str(cell: int) -> str:
     return h3.int_to_str(int(cell))
 
 
+def cells_to_str(cells: np.ndarray) -> list[str]:
+    """Return the hex strings of int64 cells (as ``cell_to_str``, for many at once)."""
+    return [format(c, "x") for c in np.asarray(cells, dtype=np.int64).tolist()]
+
+
 def str_to_cell(text: str) -> int:
     """Return the int64 cell of a hex string, raising ValueError when it is not a valid cell."""
     if not isinstance(text, str) or not h3.is_valid_cell(text):
@@ -64,6 +71,30 @@ def polygon_to_cells(geometry: shapely.Geometry, resolution: int, contain: str =
 def cells_to_polygons(cells: np.ndarray) -> np.ndarray:
     """Return the shapely polygon of each cell, in (lng, lat) order."""
     return shapely.from_wkb(np.asarray(cells_to_wkb_polygons(np.asarray(cells, dtype=np.int64).view(np.uint64))))
+
+
+_GEOJSON: dict[int, str] = {}
+_GEOJSON_LIMIT = 500_000  # far above the study grid at every served resolution (~20,000 cells)
+_GEOJSON_LOCK = threading.Lock()
+
+
+def cells_geojson(cells: np.ndarray) -> list[str]:
+    """Return each cell's hexagon as GeoJSON geometry text, computed once per cell and kept.
+
+    The answers of the API repeat the same few thousand hexagons; drawing and encoding each
+    one again was a quarter of an uncached request's time.
+    """
+    cells = np.asarray(cells, dtype=np.int64).tolist()
+    texts = {c: _GEOJSON.get(c) for c in dict.fromkeys(cells)}
+    missing = [c for c, text in texts.items() if text is None]
+    if missing:
+        made = shapely.to_geojson(cells_to_polygons(np.array(missing, dtype=np.int64))).tolist()
+        texts.update(zip(missing, made, strict=True))
+        with _GEOJSON_LOCK:
+            if len(_GEOJSON) + len(missing) > _GEOJSON_LIMIT:
+                _GEOJSON.clear()
+            _GEOJSON.update(zip(missing, made, strict=True))
+    return [texts[c] for c in cells]
 
 
 def cells_area_m2(cells: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ from api.schemas import ERRORS, GeoJSONResponse, HexCollection
 from api.slices import Area, Bbox, Categories, End, Kinds, Limit, Offset, Resolution, Start
 from geo_monitor.errors import InvalidArgumentError
 from geo_monitor.export import geojson_bytes
+from geo_monitor.hexagons import cells_geojson
 from geo_monitor.privacy import access
 from geo_monitor.privacy.tokens import audit
 
@@ -49,11 +50,11 @@ def hexagons(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
     key = request.app.state.cache.key(request, f"{principal.role}:{principal.team}", data_version(conn))
 
     def build() -> bytes:
-        answer = access.hex_counts(conn, principal, chosen, settings)
+        answer = access.hex_counts(conn, principal, chosen, settings, geometry=False)
         page = answer.frame.iloc[offset:offset + limit]
         meta = {**chosen.params(), "total": answer.total, "features": len(answer.frame), "offset": offset,
                 "limit": limit, **answer.metadata, "notes": chosen.notes}
-        return geojson_bytes(page, PROPERTIES, meta)
+        return geojson_bytes(page, PROPERTIES, meta, cells_geojson(page["cell"].to_numpy()))
 
     response = cached(request, key, build)
     audit(conn, principal, "hexagons", chosen.params(), response.status_code)

@@ -19,7 +19,7 @@ import shapely.errors
 from geo_monitor import hexagons
 from geo_monitor.calendar import Window
 from geo_monitor.errors import InvalidArgumentError
-from geo_monitor.grid import ensure_population, study_grid
+from geo_monitor.grid import population_of, study_grid
 from geo_monitor.settings import Settings, get_settings
 from geo_monitor.store import rollups
 from geo_monitor.store.vocabulary import KINDS
@@ -106,6 +106,26 @@ def rollup_ranges(window: Window) -> list[tuple[str, date, date]]:
     return [(table, a, b) for table, a, b in ranges if a < b]
 
 
+def _count_query(conn: psycopg.Connection, category: list[int], window: Window, resolution: int,
+                 source_ids: list[int] | None) -> tuple[str, dict]:
+    """Return the SQL (cell, n) of a slice's counts and its parameters (see ``count_cells``)."""
+    params: dict = {"r": resolution, "cats": "{" + ",".join(map(str, category)) + "}", "src": source_ids}
+    parts = []
+    if source_ids is None:
+        rollups.ensure_fresh(conn)
+        for i, (table, first, end) in enumerate(rollup_ranges(window)):
+            period = rollups.TABLES[table]
+            parts.append(f"SELECT cell, n FROM {table} WHERE resolution = %(r)s AND {period} >= %(a{i})s "
+                         f"AND {period} < %(b{i})s AND category_id = ANY(%(cats)s::smallint[])")
+            params.update({f"a{i}": first, f"b{i}": end})
+    else:
+        cell = "h3_r11" if resolution == 11 else "h3_parent(h3_r11, %(r)s)"
+        parts.append(f"SELECT {cell} AS cell, 1 AS n FROM events WHERE category_id = ANY(%(cats)s::smallint[]) "
+                     "AND occurred_at >= %(t0)s AND occurred_at < %(t1)s AND source_id = ANY(%(src)s)")
+        params.update(t0=window.instant(window.start), t1=window.instant(window.end))
+    return f"SELECT cell, sum(n)::bigint AS n FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY cell", params
+
+
 def count_cells(conn: psycopg.Connection, category: list[int], window: Window, resolution: int, *,
                 source_ids: list[int] | None = None) -> pd.Series:
     """Return event counts by cell (int64 index) for categories over a window, at a resolution.
@@ -114,32 +134,34 @@ def count_cells(conn: psycopg.Connection, category: list[int], window: Window, r
     days asked for, not the size of the store. With ``source_ids`` only those sources' events
     count (read from the events, as the rollups have no source dimension).
     """
-    params: dict = {"r": resolution, "cats": category, "src": source_ids}
-    parts = []
-    if source_ids is None:
-        rollups.ensure_fresh(conn)
-        for i, (table, first, end) in enumerate(rollup_ranges(window)):
-            period = rollups.TABLES[table]
-            parts.append(f"SELECT cell, n FROM {table} WHERE resolution = %(r)s AND {period} >= %(a{i})s "
-                         f"AND {period} < %(b{i})s AND category_id = ANY(%(cats)s)")
-            params.update({f"a{i}": first, f"b{i}": end})
-    else:
-        cell = "h3_r11" if resolution == 11 else "h3_parent(h3_r11, %(r)s)"
-        parts.append(f"SELECT {cell} AS cell, 1 AS n FROM events WHERE category_id = ANY(%(cats)s) "
-                     "AND occurred_at >= %(t0)s AND occurred_at < %(t1)s AND source_id = ANY(%(src)s)")
-        params.update(t0=window.instant(window.start), t1=window.instant(window.end))
-    sql = f"SELECT cell, sum(n)::bigint FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY cell"
-    rows = conn.execute(sql, params).fetchall()
+    rows = conn.execute(*_count_query(conn, category, window, resolution, source_ids)).fetchall()
     if not rows:
         return pd.Series(dtype=np.int64, name="count")
     cells, counts = zip(*rows, strict=True)
     return pd.Series(np.array(counts, dtype=np.int64), index=np.array(cells, dtype=np.int64), name="count")
 
 
+def _counts_and_residents(conn: psycopg.Connection, category: list[int], window: Window, resolution: int,
+                          source_ids: list[int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (cells sorted, counts, residents) of a slice's non-empty cells in one round trip."""
+    sql, params = _count_query(conn, category, window, resolution, source_ids)
+    rows = conn.execute(f"SELECT c.cell, c.n, p.population FROM ({sql}) AS c LEFT JOIN hex_population p "
+                        "ON p.resolution = %(r)s AND p.cell = c.cell ORDER BY c.cell", params).fetchall()
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    cells, counts, residents = zip(*rows, strict=True)
+    if all(r is None for r in residents):  # not computed yet at this resolution (every study cell has a row)
+        cells = np.array(cells, dtype=np.int64)
+        return cells, np.array(counts, dtype=np.int64), population_of(conn, resolution, cells)
+    residents = np.array([0.0 if r is None else r for r in residents], dtype=np.float64)
+    return np.array(cells, dtype=np.int64), np.array(counts, dtype=np.int64), residents
+
+
 def hex_counts(conn: psycopg.Connection, *, start: date | str, end: date | str, resolution: int = 9,
                kinds: list[str] | None = None, categories: list[str] | None = None,
                area: str | dict | shapely.Geometry | None = None, include_empty: bool = False,
-               team: str | None = None, settings: Settings | None = None) -> gpd.GeoDataFrame:
+               team: str | None = None, settings: Settings | None = None,
+               geometry: bool = True) -> gpd.GeoDataFrame | pd.DataFrame:
     """Return counts per hexagon for a slice, with rate per 1,000 residents and share.
 
     Parameters
@@ -156,6 +178,9 @@ def hex_counts(conn: psycopg.Connection, *, start: date | str, end: date | str, 
         Also return the study-area cells with no event (count 0), as hotspot maps need.
     team
         Count only the events of sources that belong to this team.
+    geometry
+        False leaves the hexagon polygons out (a plain DataFrame): a caller that encodes the
+        cells itself (``hexagons.cells_geojson``) need not draw them.
 
     Returns
     -------
@@ -167,20 +192,26 @@ def hex_counts(conn: psycopg.Connection, *, start: date | str, end: date | str, 
     check_resolution(resolution, settings)
     window = Window.of(start, end)
     category = category_ids(conn, kinds, categories)
-    geometry = area_geometry(conn, area)
+    shape = area_geometry(conn, area)
     source_ids = team_sources(conn, team) if team is not None else None
-    counts = count_cells(conn, category, window, resolution, source_ids=source_ids)
-    grid = study_grid(conn, resolution)
-    cells = np.union1d(grid, counts.index.to_numpy()) if include_empty else counts.index.to_numpy()
-    frame = pd.DataFrame({"cell": cells, "count": counts.reindex(cells, fill_value=0).to_numpy()})
-    if geometry is not None:
-        lat, lng = hexagons.cells_to_latlng(frame["cell"].to_numpy())
-        frame = frame[shapely.contains_xy(geometry, lng, lat)]
-    population = ensure_population(conn, resolution)
-    frame["population"] = population.reindex(frame["cell"].to_numpy(), fill_value=0.0).to_numpy()
-    frame["rate_per_1000"] = np.where(frame["population"] >= 1, frame["count"] / frame["population"] * 1000, np.nan)
-    total = frame["count"].sum()
-    frame["share"] = frame["count"] / total if total else 0.0
-    frame.insert(1, "h3", [hexagons.cell_to_str(c) for c in frame["cell"]])
-    frame = frame.sort_values("cell").reset_index(drop=True)
-    return gpd.GeoDataFrame(frame, geometry=hexagons.cells_to_polygons(frame["cell"].to_numpy()), crs="EPSG:4326")
+    cells, counts, residents = _counts_and_residents(conn, category, window, resolution, source_ids)
+    if include_empty:
+        grid = study_grid(conn, resolution)
+        empty = np.setdiff1d(grid, cells)
+        order = np.argsort(np.concatenate([cells, empty]), kind="stable")
+        cells = np.concatenate([cells, empty])[order]
+        counts = np.concatenate([counts, np.zeros(len(empty), np.int64)])[order]
+        residents = np.concatenate([residents, population_of(conn, resolution, empty)])[order]
+    if shape is not None:
+        lat, lng = hexagons.cells_to_latlng(cells)
+        inside = shapely.contains_xy(shape, lng, lat)
+        cells, counts, residents = cells[inside], counts[inside], residents[inside]
+    total = counts.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(residents >= 1, counts / residents * 1000, np.nan)
+        share = counts / total if total else np.zeros(len(cells))
+    frame = pd.DataFrame({"cell": cells, "h3": pd.Series(hexagons.cells_to_str(cells), dtype=object),
+                          "count": counts, "population": residents, "rate_per_1000": rate, "share": share})
+    if not geometry:
+        return frame
+    return gpd.GeoDataFrame(frame, geometry=hexagons.cells_to_polygons(cells), crs="EPSG:4326")

@@ -258,8 +258,10 @@ def analysis_kinds(principal: Principal, kinds: list[str] | None) -> list[str] |
 
 
 def hex_counts(conn: psycopg.Connection, principal: Principal, chosen: Slice,
-               settings: Settings | None = None) -> Counts:
+               settings: Settings | None = None, *, geometry: bool = True) -> Counts:
     """Answer a slice checked by ``slice_for`` for this principal, protection applied first.
+
+    ``geometry=False`` may leave the hexagon polygons out (callers that encode cells themselves).
 
     A ``Slice`` built by hand is held to the same rules: police outreach only as a protected
     table of whole settled months on the fixed partition, an outreach team only with its team.
@@ -283,7 +285,7 @@ def hex_counts(conn: psycopg.Connection, principal: Principal, chosen: Slice,
         raise AccessDeniedError("an outreach team sees only its own outreach records", "team")
     frame = exact_counts(conn, start=chosen.start, end=chosen.end, resolution=chosen.resolution,
                          kinds=chosen.kinds, categories=chosen.categories, area=chosen.area, team=chosen.team,
-                         settings=settings)
+                         settings=settings, geometry=geometry)
     frame["count"] = frame["count"].astype(object)
     total = int(frame["count"].sum()) if len(frame) else 0
     return Counts(frame, total, {"suppressed_under": None})

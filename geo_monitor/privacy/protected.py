@@ -39,7 +39,7 @@ import shapely
 from geo_monitor import hexagons
 from geo_monitor.analysis.counts import area_geometry, category_ids, count_cells
 from geo_monitor.calendar import Window, next_month
-from geo_monitor.grid import ensure_population
+from geo_monitor.grid import population_of
 from geo_monitor.privacy.disclosure import hierarchy, protect
 from geo_monitor.privacy.release import Layout, layout
 from geo_monitor.settings import Settings, get_settings
@@ -133,8 +133,7 @@ def protected_counts(conn: psycopg.Connection, *, start: date, end: date, resolu
         keep &= shapely.contains_xy(geometry, lng, lat)
     index = np.flatnonzero(keep)
     table = pd.DataFrame({"cell": cells[index], "count": shown[:n][index]})
-    population = ensure_population(conn, resolution).reindex(table["cell"].to_numpy(), fill_value=0.0)
-    table["population"] = population.to_numpy()
+    table["population"] = population_of(conn, resolution, table["cell"].to_numpy())
     total = int(sum(c for c in table["count"] if c is not None))
     table["rate_per_1000"] = [None if c is None or p < 1 else c / p * 1000
                               for c, p in zip(table["count"], table["population"], strict=True)]
