@@ -38,6 +38,7 @@ COMMON = {"bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "f"}
 FORMATS = {"json", "geojson", JSON, GEOJSON}
 LAYERS = LayerCache()
 FEATURES = {200: {"content": {GEOJSON: {}}, "description": "GeoJSON with OGC links"}}
+JSON_SCHEMA = {200: {"content": {SCHEMA: {}}, "description": "a JSON Schema"}}
 CollectionId = Annotated[str, Path(max_length=40, description="A collection id of /ogc/collections")]
 FeatureId = Annotated[str, Path(max_length=120, description="A feature id of the collection")]
 
@@ -178,7 +179,8 @@ def collection(request: Request, conn: ConnDep, principal: PrincipalDep, setting
     return _json(_describe(_collection(collection_id, ask), request, _extent(ask)))
 
 
-@router.get("/collections/{collection_id}/queryables", responses={**ERRORS, **NOT_FOUND, **RATE_LIMITED},
+@router.get("/collections/{collection_id}/queryables", response_class=Response,
+            responses={**ERRORS, **NOT_FOUND, **RATE_LIMITED, **JSON_SCHEMA},
             summary="OGC API Features Part 3: the queryable properties of a collection (JSON Schema)")
 def queryables(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,
                collection_id: CollectionId) -> Response:
@@ -190,7 +192,8 @@ def queryables(request: Request, conn: ConnDep, principal: PrincipalDep, setting
     return _json(schema.queryables(chosen, href), SCHEMA)
 
 
-@router.get("/collections/{collection_id}/schema", responses={**ERRORS, **NOT_FOUND, **RATE_LIMITED},
+@router.get("/collections/{collection_id}/schema", response_class=Response,
+            responses={**ERRORS, **NOT_FOUND, **RATE_LIMITED, **JSON_SCHEMA},
             summary="The JSON Schema of one feature of a collection (GeoJSON; GIS clients type fields by it)")
 def feature_schema(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,
                    collection_id: CollectionId) -> Response:
