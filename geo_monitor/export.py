@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -17,24 +18,50 @@ FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".csv": "CSV", ".parquet":
            ".gpkg": "GeoPackage"}
 
 
+MEDIA_TYPES = {".geojson": "application/geo+json", ".json": "application/geo+json", ".csv": "text/csv",
+               ".parquet": "application/vnd.apache.parquet", ".gpkg": "application/geopackage+sqlite3"}
+
+
+def _suffix(name: str) -> str:
+    suffix = name.lower() if name.startswith(".") else Path(name).suffix.lower()
+    if suffix not in FORMATS:
+        raise InvalidArgumentError(f"{name}: unknown output format; use {', '.join(FORMATS)}")
+    return suffix
+
+
+def _write(frame: gpd.GeoDataFrame | pd.DataFrame, target: Path | io.BytesIO, suffix: str, layer: str) -> None:
+    """Write a table in one format to a file or a buffer: the one way each format is written."""
+    out = frame.drop(columns=[c for c in ("cell",) if c in frame and "h3" in frame])
+    if suffix == ".csv":
+        pd.DataFrame(out.drop(columns="geometry", errors="ignore")).to_csv(target, index=False)
+    elif suffix == ".parquet":
+        out.to_parquet(target, index=False)
+    else:
+        driver, options = ("GPKG", {"layer": layer}) if suffix == ".gpkg" else ("GeoJSON", {})
+        gpd.GeoDataFrame(out, geometry="geometry", crs=frame.crs).to_file(target, driver=driver, **options)
+
+
 def write_frame(frame: gpd.GeoDataFrame | pd.DataFrame, path: Path) -> Path:
     """Write a table by the file's extension; cells go out as hex strings (JS cannot hold int64)."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise InvalidArgumentError(f"{path.name}: unknown output format; use {', '.join(FORMATS)}")
+    suffix = _suffix(path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = frame.drop(columns=[c for c in ("cell",) if c in frame and "h3" in frame])
-    if suffix == ".csv":
-        pd.DataFrame(out.drop(columns="geometry", errors="ignore")).to_csv(path, index=False)
-    elif suffix == ".parquet":
-        out.to_parquet(path, index=False)
-    else:
-        if path.exists():
-            path.unlink()
-        driver, layer = ("GPKG", {"layer": path.stem}) if suffix == ".gpkg" else ("GeoJSON", {})
-        gpd.GeoDataFrame(out, geometry="geometry", crs=frame.crs).to_file(path, driver=driver, **layer)
+    if suffix not in (".csv", ".parquet") and path.exists():
+        path.unlink()
+    _write(frame, path, suffix, path.stem)
     return path
+
+
+def frame_bytes(frame: gpd.GeoDataFrame | pd.DataFrame, name: str) -> tuple[bytes, str]:
+    """Return the file ``write_frame`` writes for ``name`` (a file name or an extension), and its media type.
+
+    The API's downloads use it, so a file from the API and one from ``geo-monitor export``
+    are written the same way (a GeoPackage's layer is named after the file's stem).
+    """
+    suffix = _suffix(name)
+    buffer = io.BytesIO()
+    _write(frame, buffer, suffix, Path(name).stem if not name.startswith(".") else "layer")
+    return buffer.getvalue(), MEDIA_TYPES[suffix]
 
 
 def _clean(value: object) -> object:

@@ -52,6 +52,8 @@ class Collection:
     public: bool = True
     parameters: dict[str, str] = field(default_factory=dict)  # extra query parameter -> description
     check: Callable[[Ask], None] | None = None  # raises when the caller may not read it
+    fields: dict[str, str] = field(default_factory=dict)  # property -> JSON type (api.ogc.schema.TYPES)
+    geometry: str = "Geometry"  # the GeoJSON geometry type of every feature ("Geometry": any)
 
 
 def plain(value: object) -> object:
@@ -153,7 +155,7 @@ HEXAGON_PARAMETERS = {
 }
 
 
-def _needs(surface: str) -> Callable[[Ask], None]:
+def needs(surface: str) -> Callable[[Ask], None]:
     """Return the check of a token collection: a token (else 401), then the policy on /ogc and the surface."""
 
     def check(ask: Ask) -> None:
@@ -165,7 +167,8 @@ def _needs(surface: str) -> Callable[[Ask], None]:
     return check
 
 
-def _listed(ask: Ask, name: str) -> list[str] | None:
+def listed(ask: Ask, name: str) -> list[str] | None:
+    """Return a repeatable or comma-separated extra parameter's values, or None when not given."""
     values = [v.strip() for raw in ask.extra.get(name, []) for v in raw.split(",") if v.strip()]
     return values or None
 
@@ -201,7 +204,7 @@ def _hexagons(ask: Ask) -> Layer:
     if not resolution.isdigit():
         raise ApiError(400, f"resolution must be a whole number 7-11, not {resolution[:20]!r}", "resolution")
     chosen = access.slice_for(ask.principal, ask.settings, start=start, end=end, resolution=int(resolution),
-                              kinds=_listed(ask, "kind"), categories=_listed(ask, "category"))
+                              kinds=listed(ask, "kind"), categories=listed(ask, "category"))
     answer = access.hex_counts(ask.conn, ask.principal, chosen, ask.settings)
     frame = answer.frame
     rows = records(frame, ["h3", "count", "population", "rate_per_1000", "share"],
@@ -218,26 +221,50 @@ def _zones(ask: Ask) -> Layer:
 
 RELEASE_NOTE = ("Published monthly release: one H3 resolution, whole calendar months, counts protected with "
                 "noise and suppression (value null and suppressed true: few or no events). Method: /method/en.")
-COLLECTIONS: dict[str, Collection] = {c.id: c for c in (
+RELEASE_CELL_FIELDS = {"group": "string", "h3": "string", "arrondissement": "integer", "value": "integer",
+                       "suppressed": "boolean", "month": "string", "version": "integer", "resolution": "integer"}
+RELEASE_TOTAL_FIELDS = {"group": "string", "arrondissement": "integer", "value": "integer", "suppressed": "boolean",
+                        "threshold": "integer", "month": "string", "version": "integer"}
+REFERENCE_FIELDS = {
+    "arrondissements": {"code": "integer", "number": "integer", "name": "string"},
+    "quartiers": {"code": "integer", "arrondissement": "integer", "name": "string"},
+    "stations": {"station_id": "string", "name": "string", "line": "string", "mode": "string",
+                 "arrondissement": "integer"},
+    "lines": {"line": "string", "mode": "string", "colour": "string"},
+    "works": {"id": "string", "street": "string", "purpose": "string", "owner": "string", "starts_at": "date-time",
+              "ends_at": "date-time", "arrondissement": "integer"},
+}
+HEXAGON_FIELDS = {"h3": "string", "count": "integer", "population": "number", "rate_per_1000": "number",
+                  "share": "number", "start": "date", "end": "date", "resolution": "integer"}
+ZONE_FIELDS = {"name": "string", "owner_team": "string", "partner_teams": "string[]", "schedule": "object[]",
+               "version": "integer", "archived_at": "date-time", "created_at": "date-time", "created_by": "string",
+               "updated_at": "date-time", "updated_by": "string", "clipped_share": "number", "area_m2": "number",
+               "coverage_hours_per_week": "number", "coverage_hours_by_team": "object"}
+
+
+def _reference_collection(layer: str, title: str, description: str, geometry: str = "Geometry") -> Collection:
+    return Collection(layer, title, description, _reference(layer), fields=REFERENCE_FIELDS[layer], geometry=geometry)
+
+
+STORE: tuple[Collection, ...] = (
     Collection("release-cells", "Published hexagons per month",
-               f"{RELEASE_NOTE} One feature per released month, public group and hexagon.", _release_cells),
+               f"{RELEASE_NOTE} One feature per released month, public group and hexagon.", _release_cells,
+               fields=RELEASE_CELL_FIELDS, geometry="Polygon"),
     Collection("release-totals", "Published totals per arrondissement and month",
                f"{RELEASE_NOTE} One feature per released month, public group and arrondissement "
-               "(the study-area total has the study area's outline).", _release_totals),
-    Collection("arrondissements", "Arrondissements of the study area", "Ville de Paris open data (ODbL).",
-               _reference("arrondissements")),
-    Collection("quartiers", "Quartiers administratifs", "Ville de Paris open data (ODbL).", _reference("quartiers")),
-    Collection("stations", "Metro and RER stations", "Île-de-France Mobilités open data.", _reference("stations")),
-    Collection("lines", "Metro and RER lines near the study area", "Île-de-France Mobilités open data.",
-               _reference("lines")),
-    Collection("works", "Works sites (chantiers)", "Ville de Paris open data; datetime selects sites active then.",
-               _reference("works")),
+               "(the study-area total has the study area's outline).", _release_totals, fields=RELEASE_TOTAL_FIELDS),
+    _reference_collection("arrondissements", "Arrondissements of the study area", "Ville de Paris open data (ODbL)."),
+    _reference_collection("quartiers", "Quartiers administratifs", "Ville de Paris open data (ODbL)."),
+    _reference_collection("stations", "Metro and RER stations", "Île-de-France Mobilités open data.", "Point"),
+    _reference_collection("lines", "Metro and RER lines near the study area", "Île-de-France Mobilités open data."),
+    _reference_collection("works", "Works sites (chantiers)",
+                          "Ville de Paris open data; datetime selects sites active then."),
     Collection("hexagons", "Event counts per H3 hexagon (token)",
                "Counts, residents, rate per 1,000 residents and share for a slice, as GET /hexagons answers it "
                "for the caller's role. Extra parameters: start, end (or datetime), resolution, kind, category; "
                "without a window, the latest month with data.", _hexagons, public=False,
-               parameters=HEXAGON_PARAMETERS, check=_needs("hexagons")),
+               parameters=HEXAGON_PARAMETERS, check=needs("hexagons"), fields=HEXAGON_FIELDS, geometry="Polygon"),
     Collection("zones", "Coordination zones (token)", "The zones the caller's team owns or partners "
                "(planners and admins: all of them), as GET /zones answers.", _zones, public=False,
-               check=_needs("zones")),
-)}
+               check=needs("zones"), fields=ZONE_FIELDS),
+)

@@ -12,6 +12,7 @@ from api.deps import ConnDep, PrincipalDep, SettingsDep, require
 from api.schemas import ERRORS, NOT_FOUND, AnyCollection, GeoJSONResponse
 from api.slices import Area, Bbox, Categories, End, Kinds, Start
 from geo_monitor.analysis.emerging import emerging as find_emerging
+from geo_monitor.analysis.hotspots import METHOD as HOTSPOT_METHOD
 from geo_monitor.analysis.hotspots import hotspots as find_hotspots
 from geo_monitor.errors import InvalidArgumentError
 from geo_monitor.export import geojson_bytes
@@ -74,8 +75,7 @@ def hotspots(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
         result = find_hotspots(conn, start=start, end=end, resolution=resolution, kinds=kinds,
                                    categories=category, k=k, area=region, settings=settings)
         return geojson_bytes(result, ["h3", "count", "z", "p", "gi_bin", "label"],
-                             {**params, "method": "Getis-Ord Gi*, binary k-ring weights incl. self, "
-                                                   "two-sided p, Benjamini-Hochberg FDR"})
+                             {**params, "method": HOTSPOT_METHOD})
 
     return _geo(request, conn, principal, "hotspots", params, build)
 

@@ -6,7 +6,6 @@ What a caller may ask and how the answer is protected is the library's access po
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Annotated, Literal
 
@@ -17,7 +16,7 @@ from api.deps import ConnDep, PrincipalDep, SettingsDep, require
 from api.schemas import ERRORS, GeoJSONResponse, HexCollection
 from api.slices import Area, Bbox, Categories, End, Kinds, Limit, Offset, Resolution, Start
 from geo_monitor.errors import InvalidArgumentError
-from geo_monitor.export import geojson_bytes
+from geo_monitor.export import frame_bytes, geojson_bytes
 from geo_monitor.hexagons import cells_geojson
 from geo_monitor.privacy import access
 from geo_monitor.privacy.tokens import audit
@@ -71,20 +70,12 @@ def export_hexagons(request: Request, conn: ConnDep, principal: PrincipalDep, se
     """Download a slice's hexagon counts."""
     chosen = access.slice_for(principal, settings, start=start, end=end, resolution=resolution, kinds=kind,
                               categories=category, area=area, bbox=bbox)
-    frame = access.hex_counts(conn, principal, chosen, settings).frame.drop(columns=["cell"])
+    frame = access.hex_counts(conn, principal, chosen, settings).frame.astype({"count": "Int64"})
     name = f"hexagons-{chosen.start}-{chosen.end}-r{chosen.resolution}.{fmt}"
-    if fmt == "geojson":
+    if fmt == "geojson":  # the GeoJSON of /hexagons, with the slice as its metadata
         content, media = geojson_bytes(frame, PROPERTIES, chosen.params()), "application/geo+json"
-    elif fmt == "csv":
-        content, media = frame.drop(columns="geometry").to_csv(index=False).encode(), "text/csv"
-    elif fmt == "gpkg":
-        buffer = io.BytesIO()
-        frame.to_file(buffer, driver="GPKG", layer="hexagons")
-        content, media = buffer.getvalue(), "application/geopackage+sqlite3"
-    else:
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        content, media = buffer.getvalue(), "application/vnd.apache.parquet"
+    else:  # written as geo-monitor export FILE writes it (the GeoPackage's layer is "hexagons")
+        content, media = frame_bytes(frame, f"hexagons.{fmt}")
     audit(conn, principal, f"export.{fmt}", chosen.params(), 200)
     return Response(content, media_type=media,
                     headers={"Content-Disposition": f'attachment; filename="{name}"',

@@ -1,8 +1,9 @@
-"""OGC API Features (Part 1: Core and GeoJSON; the API definition is OpenAPI 3.1) at /ogc, the protocol QGIS and GDAL speak.
+"""OGC API Features (Part 1: Core and GeoJSON; Part 3: queryables; OpenAPI 3.1) at /ogc, the protocol QGIS and GDAL speak.
 
 The public reads the published releases and the reference layers without a token; a token
-adds the collections its role may read (hexagon counts, zones), answered by the same library
-calls as /hexagons and /zones.
+adds the collections its role may read (hexagon counts, zones, hot spots, coverage), answered
+by the same library calls as /hexagons, /zones, /hotspots and /coverage. Each collection
+links its queryables and a feature schema, so clients type fields without guessing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from api.cache import cached, data_version
 from api.deps import ConnDep, PrincipalDep, SettingsDep, rate_limited
 from api.errors import ApiError
-from api.ogc.collections import COLLECTIONS, Ask, Collection
+from api.ogc import schema
+from api.ogc.catalog import COLLECTIONS
+from api.ogc.collections import Ask, Collection
 from api.ogc.layers import Layer, LayerCache, parse_bbox, parse_datetime
 from api.schemas import ERRORS, NOT_FOUND, RATE_LIMITED
 from geo_monitor.errors import AccessDeniedError
@@ -27,12 +30,15 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
 ]  # not oas30: the API definition is OpenAPI 3.1 (FastAPI's), which GDAL and QGIS read as well
-JSON, GEOJSON = "application/json", "application/geo+json"
+JSON, GEOJSON, SCHEMA = "application/json", "application/geo+json", "application/schema+json"
+QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 COMMON = {"bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "f"}
 FORMATS = {"json", "geojson", JSON, GEOJSON}
 LAYERS = LayerCache()
 FEATURES = {200: {"content": {GEOJSON: {}}, "description": "GeoJSON with OGC links"}}
+JSON_SCHEMA = {200: {"content": {SCHEMA: {}}, "description": "a JSON Schema"}}
 CollectionId = Annotated[str, Path(max_length=40, description="A collection id of /ogc/collections")]
 FeatureId = Annotated[str, Path(max_length=120, description="A feature id of the collection")]
 
@@ -105,7 +111,10 @@ def _describe(collection: Collection, request: Request, extent: dict) -> dict:
         "id": collection.id, "title": collection.title, "description": description, "itemType": "feature",
         "crs": [CRS84], "storageCrs": CRS84, "extent": extent,
         "links": [_link(base, "self", JSON, collection.title),
-                  _link(f"{base}/items", "items", GEOJSON, "the features")],
+                  _link(f"{base}/items", "items", GEOJSON, "the features"),
+                  # relation types compare case-insensitively (RFC 8288); GDAL 3.6 matches "describedBy" exactly
+                  _link(f"{base}/schema", "describedBy", SCHEMA, "the JSON schema of a feature"),
+                  _link(f"{base}/queryables", QUERYABLES, SCHEMA, "the properties and their types")],
     }
 
 
@@ -170,6 +179,32 @@ def collection(request: Request, conn: ConnDep, principal: PrincipalDep, setting
     return _json(_describe(_collection(collection_id, ask), request, _extent(ask)))
 
 
+@router.get("/collections/{collection_id}/queryables", response_class=Response,
+            responses={**ERRORS, **NOT_FOUND, **RATE_LIMITED, **JSON_SCHEMA},
+            summary="OGC API Features Part 3: the queryable properties of a collection (JSON Schema)")
+def queryables(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,
+               collection_id: CollectionId) -> Response:
+    """Each property of the collection's features with its JSON type, and the geometry."""
+    rate_limited(request)
+    _check_query(request)
+    chosen = _collection(collection_id, Ask(conn, principal, settings))
+    href = f"{_base(request)}/collections/{chosen.id}/queryables"
+    return _json(schema.queryables(chosen, href), SCHEMA)
+
+
+@router.get("/collections/{collection_id}/schema", response_class=Response,
+            responses={**ERRORS, **NOT_FOUND, **RATE_LIMITED, **JSON_SCHEMA},
+            summary="The JSON Schema of one feature of a collection (GeoJSON; GIS clients type fields by it)")
+def feature_schema(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,
+                   collection_id: CollectionId) -> Response:
+    """A GeoJSON Feature whose ``properties`` name each field's JSON type (linked as ``describedBy``)."""
+    rate_limited(request)
+    _check_query(request)
+    chosen = _collection(collection_id, Ask(conn, principal, settings))
+    href = f"{_base(request)}/collections/{chosen.id}/schema"
+    return _json(schema.feature_schema(chosen, href), SCHEMA)
+
+
 def collection_layer(ask: Ask, chosen: Collection) -> Layer:
     """Return a collection's features for a caller (built once per scope, data version and parameters)."""
     return LAYERS.get(_layer_key(ask, chosen), lambda: chosen.build(ask))
@@ -204,12 +239,17 @@ def items(request: Request, conn: ConnDep, principal: PrincipalDep, settings: Se
                                                 "(`..` open); features whose time overlaps it")] = None,
           limit: Annotated[int, Query(ge=1, description="Most features in the answer")] = 1000,
           offset: Annotated[int, Query(ge=0, le=10_000_000, description="Features to skip (next links)")] = 0,
-          start: Annotated[str | None, Query(description="hexagons: first day of the window")] = None,
-          end: Annotated[str | None, Query(description="hexagons: day after the last day (exclusive)")] = None,
-          resolution: Annotated[str | None, Query(description="hexagons: H3 resolution 7-11 (default 9)")] = None,
-          kind: Annotated[list[str] | None, Query(description="hexagons: incident, outreach, works")] = None,
-          category: Annotated[list[str] | None, Query(description="hexagons: category names")] = None) -> Response:
-    """A page of features, with ``numberMatched``, ``numberReturned`` and a ``next`` link while more remain."""
+          start: Annotated[str | None, Query(description="analyses: first day of the window")] = None,
+          end: Annotated[str | None, Query(description="analyses: day after the last day (exclusive)")] = None,
+          resolution: Annotated[str | None, Query(description="analyses: H3 resolution 7-11")] = None,
+          kind: Annotated[list[str] | None, Query(description="hexagons, hotspots: incident, outreach, works")] = None,
+          category: Annotated[list[str] | None, Query(description="hexagons, hotspots: category names")] = None,
+          k: Annotated[str | None, Query(description="hotspots: neighbourhood in rings, 1-5")] = None) -> Response:
+    """A page of features, with ``numberMatched``, ``numberReturned`` and a ``next`` link while more remain.
+
+    The analyses (hexagons, hotspots, coverage) take their window and options as extra
+    parameters; each collection's description names those it reads and their defaults.
+    """
     if limit > settings.api_max_page:
         raise ApiError(400, f"limit {limit} is over the maximum of {settings.api_max_page}", "limit")
     ask, chosen = ask_collection(request, conn, principal, settings, collection_id)

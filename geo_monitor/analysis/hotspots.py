@@ -26,6 +26,7 @@ from geo_monitor.settings import Settings
 
 ALPHA_LEVELS = (0.10, 0.05, 0.01)
 MAX_K = 10
+METHOD = "Getis-Ord Gi*, binary k-ring weights incl. self, two-sided p, Benjamini-Hochberg FDR"
 
 
 def gi_star_z(weights: sparse.csr_matrix, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

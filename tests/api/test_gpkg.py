@@ -55,6 +55,7 @@ def test_planner_export_as_geopackage(client, headers, tmp_path: Path) -> None:
     path.write_bytes(answer.content)
     listing = ogr("ogrinfo", "-ro", "-al", "-q", "-geom=NO", str(path))
     counts = sum(int(line.split("=")[1]) for line in listing.splitlines() if line.strip().startswith("count ("))
+    assert "count (Integer64)" in listing  # written as geo-monitor export FILE writes it, count an integer field
     same = client.get("/hexagons", params=SLICE, headers=headers["planner"]).json()
     assert counts == same["metadata"]["total"] > 0
     assert client.get("/exports/hexagons.gpkg", params=SLICE, headers=headers["police"]).status_code == 403
