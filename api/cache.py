@@ -20,16 +20,18 @@ MAX_BYTES = 128 * 1024 * 1024
 
 
 def data_version(conn: psycopg.Connection) -> str:
-    """Return a token that changes whenever stored data changes."""
+    """Return a token that changes whenever stored data changes (one query)."""
     row = conn.execute(
         "SELECT (SELECT coalesce(max(id), 0) FROM ingest_batches), (SELECT last_batch_id FROM rollup_state), "
-        "(SELECT coalesce(max(loaded_at)::text, '') FROM reference_loads), "
-        "(SELECT count(*) FROM pg_tables WHERE tablename = 'releases')"
+        "(SELECT coalesce(max(loaded_at)::text, '') FROM reference_loads), (SELECT count(*) FROM releases)"
     ).fetchone()
-    version = "/".join(map(str, row))
-    if row[3]:
-        version += "/" + str(conn.execute("SELECT count(*) FROM releases").fetchone()[0])
-    return version
+    return "/".join(map(str, row))
+
+
+def request_version(request: Request, conn: psycopg.Connection) -> str:
+    """Return the data version of a request: read with its token check when there was one."""
+    version = getattr(request.state, "data_version", None)
+    return version if version is not None else data_version(conn)
 
 
 class ResponseCache:

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
+from api.cache import data_version
 from api.errors import RETRY_AFTER_SECONDS, TooManyRequests, Unauthenticated
 from api.security import client_address
 from geo_monitor.errors import InvalidArgumentError
@@ -67,10 +68,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConnDep = Annotated[psycopg.Connection, Depends(get_connection)]
 
 
-def _authenticate(conn: psycopg.Connection, token: str) -> Principal | None:
+def _authenticate(conn: psycopg.Connection, token: str) -> tuple[Principal | None, str | None]:
     principal = authenticate(conn, token)
+    version = data_version(conn) if principal else None  # same transaction: one BEGIN/COMMIT for both
     conn.commit()  # here, in the worker thread, not on the event loop
-    return principal
+    return principal, version
 
 
 async def get_principal(request: Request, conn: ConnDep) -> Principal:
@@ -85,7 +87,7 @@ async def get_principal(request: Request, conn: ConnDep) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("Authorization must be 'Bearer <token>'")
-    principal = await run_in_threadpool(_authenticate, conn, token.strip())
+    principal, request.state.data_version = await run_in_threadpool(_authenticate, conn, token.strip())
     if principal is None:
         raise Unauthenticated("unknown, expired or revoked token")
     request.state.principal = principal  # for the audit of a refusal further on

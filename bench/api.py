@@ -1,7 +1,7 @@
 """API benchmark: GET /hexagons over real HTTP on loopback, against the same bytes served statically.
 
 Run:  .venv/bin/python bench/api.py [--events N] [--reuse-db NAME] [--keep-db] [--workers 1 2]
-                                    [--concurrency C] [--seconds S] [--sequential Q]
+                                    [--concurrency C] [--seconds S] [--sequential Q] [--baseline REV]
 
 It creates its own database ``geo_monitor_bencha_<pid>`` on GEO_MONITOR_BENCH_SERVER (default
 local postgres): migrations, reference layers, N synthetic events (geo_monitor.store.sample, default
@@ -26,6 +26,11 @@ and measures, with the load generator below, for C concurrent keep-alive connect
                 of 2019-2021 and a random non-empty set of categories, every request different;
                 and the same with windows shifted off the month start (edge days read from the
                 events, not the monthly rollup). At C connections and one at a time (Q requests).
+
+``--baseline REV`` (a git revision, e.g. the commit before a speed change) also starts that
+revision's api (``git archive`` into a temporary folder, same virtualenv, same database, same
+uvicorn) and runs (a) and (c) against it in the same run, the same queries in the same order;
+the report prints ours / baseline for each.
 
 The load generator is a minimal asyncio HTTP/1.1 client (keep-alive, Content-Length or chunked)
 in this process: much lighter than httpx per request, so the servers, not the client, are
@@ -68,6 +73,8 @@ REPO = Path(__file__).resolve().parents[1]
 QUERY = {"start": "2020-03-01", "end": "2020-04-01", "resolution": 9}
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 100.0
+TARGET_SPEEDUP = 3.0  # uncached req/s at C clients against the baseline revision (the API issue)
+TARGET_P99_LOADED_MS = 1000.0
 
 STATIC_APP = '''
 import os
@@ -290,20 +297,40 @@ def run_workers(workers: int, settings: Settings, token: str, categories: list[s
                                  seconds=args.seconds)
         results["file"] = load("(b) ceiling, static file", static.port, lambda: "/file/hexagons.json", {},
                                concurrency=c, seconds=args.seconds)
-        for shifted in (False, True):
-            kind = "shifted month" if shifted else "whole month"
-            paths = uncached_paths(categories, shifted, seed=workers * 10 + shifted)
-            results[f"uncached-{kind}"] = load(f"(c) api, uncached, {kind}, {c} clients", api.port,
-                                               lambda paths=paths: next(paths), auth, concurrency=c,
-                                               seconds=args.seconds)
-            results[f"sequential-{kind}"] = load(f"(c) api, uncached, {kind}, 1 client", api.port,
-                                                 lambda paths=paths: next(paths), auth, concurrency=1,
-                                                 count=args.sequential)
+        uncached_runs(results, "api", api, workers, categories, auth, args)
+        if args.baseline:
+            static.stop()
+            static = None
+            api.stop()
+            say(f"workers={workers}: starting the baseline api ({args.baseline})")
+            base_env = {**env, "PYTHONPATH": str(work / "baseline")}
+            api = start_server("baseline", ["--factory", "api.main:app_factory"], workers, base_env,
+                               work / "baseline", "/ready")
+            httpx.get(api.base + path, headers=auth, timeout=60).raise_for_status()
+            load("warm-up", api.port, lambda: path, auth, concurrency=c, seconds=2)
+            results["base-cached"] = load("(a) baseline, cached", api.port, lambda: path, auth, concurrency=c,
+                                          seconds=args.seconds)
+            uncached_runs(results, "baseline", api, workers, categories, auth, args, prefix="base-")
         return results
     finally:
         for server in (static, api):
             if server is not None:
                 server.stop()
+
+
+def uncached_runs(results: dict[str, Result], name: str, api: Server, workers: int, categories: list[str],
+                  auth: dict[str, str], args: argparse.Namespace, prefix: str = "") -> None:
+    """Run (c) against a server: the same seeded queries whichever server it is."""
+    c = args.concurrency
+    for shifted in (False, True):
+        kind = "shifted month" if shifted else "whole month"
+        paths = uncached_paths(categories, shifted, seed=workers * 10 + shifted)
+        results[f"{prefix}uncached-{kind}"] = load(f"(c) {name}, uncached, {kind}, {c} clients", api.port,
+                                                   lambda paths=paths: next(paths), auth, concurrency=c,
+                                                   seconds=args.seconds)
+        results[f"{prefix}sequential-{kind}"] = load(f"(c) {name}, uncached, {kind}, 1 client", api.port,
+                                                     lambda paths=paths: next(paths), auth, concurrency=1,
+                                                     count=args.sequential)
 
 
 def code_revision() -> str:
@@ -351,6 +378,20 @@ def report(all_results: dict[int, dict[str, Result]], events: int, args: argpars
                 p99 = results[key].pct(99)
                 print(f"| {workers} | uncached p99 < {TARGET_P99_MS:.0f} ms, {kind}, {clients} client(s) "
                       f"| {p99:.1f} ms | {verdict(p99 < TARGET_P99_MS)} |")
+        if "base-cached" in results:
+            for key, what in (("cached", "cached"), ("uncached-whole month", "uncached, whole month"),
+                              ("uncached-shifted month", "uncached, shifted month"),
+                              ("sequential-whole month", "uncached, whole month, 1 client"),
+                              ("sequential-shifted month", "uncached, shifted month, 1 client")):
+                ours, base = results[key], results[f"base-{key}"]
+                speedup = ours.rate / base.rate
+                goal = ""
+                if key.startswith("uncached"):
+                    ok = speedup >= TARGET_SPEEDUP and ours.pct(99) < TARGET_P99_LOADED_MS
+                    goal = (f" (target >= {TARGET_SPEEDUP:.0f}x with p99 < {TARGET_P99_LOADED_MS:.0f} ms: "
+                            f"p99 {ours.pct(99):.0f} ms) | {verdict(ok)}")
+                print(f"| {workers} | {what}: ours / baseline {args.baseline} | {speedup:.2f}x "
+                      f"({ours.rate:,.0f} / {base.rate:,.0f} req/s){goal or ' |'} |")
     errors = sum(r.errors for results in all_results.values() for r in results.values())
     if errors:
         print(f"\nWARNING: {errors} answers were not 200")
@@ -363,6 +404,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=50, help="concurrent connections (default 50)")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per load run (default 10)")
     parser.add_argument("--sequential", type=int, default=200, help="uncached requests one at a time (default 200)")
+    parser.add_argument("--baseline", metavar="REV", help="also measure this git revision's api, same run")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database (and say its name)")
     parser.add_argument("--reuse-db", metavar="NAME", help="use this database (kept); fill it only if it has no events")
     args = parser.parse_args()
@@ -373,6 +415,10 @@ def main() -> int:
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="geo_monitor_bencha_"))
     (work / "static_app.py").write_text(STATIC_APP)
+    if args.baseline:
+        (work / "baseline").mkdir()
+        tree = subprocess.run(["git", "archive", args.baseline], cwd=REPO, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(work / "baseline")], input=tree, check=True)
     try:
         events, _ = fill(settings, args.events, reuse=bool(args.reuse_db))
         with db.connect(settings) as conn:

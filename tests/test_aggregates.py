@@ -337,3 +337,16 @@ def test_settings_restrict_the_served_resolutions(mconn: psycopg.Connection, sam
     hex_counts(mconn, start="2021-01-01", end="2021-02-01", resolution=8, settings=narrow)
     with pytest.raises(InvalidArgumentError, match=r"resolution 10 is not served; choose one of 8, 9"):
         hex_counts(mconn, start="2021-01-01", end="2021-02-01", resolution=10, settings=narrow)
+
+
+@pytest.mark.parametrize("area", [None, "arrondissement:75118"])
+@pytest.mark.parametrize("include_empty", [False, True])
+def test_counts_without_geometry_are_the_same_table(mconn: psycopg.Connection, area: str | None,
+                                                     include_empty: bool) -> None:
+    """The API's fast path (no polygons) answers the same rows, columns and values as the full one."""
+    query = {"start": "2020-03-17", "end": "2020-05-09", "resolution": 9, "area": area, "include_empty": include_empty}
+    full = hex_counts(mconn, **query)
+    plain = hex_counts(mconn, **query, geometry=False)
+    assert "geometry" not in plain
+    pd.testing.assert_frame_equal(pd.DataFrame(full.drop(columns="geometry")), plain, check_dtype=False)
+    assert plain["cell"].is_monotonic_increasing and plain["count"].sum() > 0

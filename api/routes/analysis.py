@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from api.cache import cached, data_version
+from api.cache import cached, request_version
 from api.deps import ConnDep, PrincipalDep, SettingsDep, require
 from api.schemas import ERRORS, NOT_FOUND, AnyCollection, GeoJSONResponse
 from api.slices import Area, Bbox, Categories, End, Kinds, Start
@@ -49,7 +49,7 @@ def _check_cube_size(conn, start: date, end: date, resolution: int, step: str, k
 
 
 def _geo(request: Request, conn, principal: Principal, action: str, params: dict, build) -> Response:
-    key = request.app.state.cache.key(request, f"{principal.role}:{principal.team}", data_version(conn))
+    key = request.app.state.cache.key(request, f"{principal.role}:{principal.team}", request_version(request, conn))
     response = cached(request, key, build)
     audit(conn, principal, action, params, response.status_code)
     return response

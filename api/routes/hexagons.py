@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from api.cache import cached, data_version
+from api.cache import cached, request_version
 from api.deps import ConnDep, PrincipalDep, SettingsDep, require
 from api.schemas import ERRORS, GeoJSONResponse, HexCollection
 from api.slices import Area, Bbox, Categories, End, Kinds, Limit, Offset, Resolution, Start
@@ -46,7 +46,7 @@ def hexagons(request: Request, conn: ConnDep, principal: PrincipalDep, settings:
     _check_page(limit, settings)
     chosen = access.slice_for(principal, settings, start=start, end=end, resolution=resolution, kinds=kind,
                               categories=category, area=area, bbox=bbox)
-    key = request.app.state.cache.key(request, f"{principal.role}:{principal.team}", data_version(conn))
+    key = request.app.state.cache.key(request, f"{principal.role}:{principal.team}", request_version(request, conn))
 
     def build() -> bytes:
         answer = access.hex_counts(conn, principal, chosen, settings, geometry=False)

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import maps
-from api.cache import data_version
+from api.cache import request_version
 from api.deps import ConnDep, PrincipalDep, SettingsDep, no_parameters, rate_limited, require
 from api.schemas import ERRORS
 from geo_monitor.privacy import access
@@ -48,7 +48,7 @@ def _page(request: Request, key: str, build) -> HTMLResponse:
 def planner_map(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep) -> HTMLResponse:
     """Hexagon counts by month with a slider, Gi* and emerging hotspots, works, reference layers."""
     audit(conn, principal, "maps.planner", {}, 200)
-    return _page(request, f"map:planner:{data_version(conn)}",
+    return _page(request, f"map:planner:{request_version(request, conn)}",
                  lambda: maps.build_planner(conn, settings=settings))
 
 
@@ -61,7 +61,7 @@ def coordination_map(request: Request, conn: ConnDep, principal: PrincipalDep,
     audit(conn, principal, "maps.coordination", {}, 200)
     version = conn.execute("SELECT coalesce(max(changed_at)::text, '') FROM zone_history").fetchone()[0]
     viewer = None if access.sees_all_zones(principal) else principal
-    return _page(request, f"map:coordination:{principal.role}:{principal.team}:{data_version(conn)}:{version}",
+    return _page(request, f"map:coordination:{principal.role}:{principal.team}:{request_version(request, conn)}:{version}",
                  lambda: maps.build_coordination(conn, viewer=viewer, settings=settings))
 
 
@@ -70,4 +70,4 @@ def coordination_map(request: Request, conn: ConnDep, principal: PrincipalDep,
             summary="The public map of the latest release")
 def public_map(request: Request, conn: ConnDep, settings: SettingsDep) -> HTMLResponse:
     """Only released, protected counts (never events), with how they are protected (FR/EN)."""
-    return _page(request, f"map:public:{data_version(conn)}", lambda: maps.build_public(conn, settings=settings))
+    return _page(request, f"map:public:{request_version(request, conn)}", lambda: maps.build_public(conn, settings=settings))

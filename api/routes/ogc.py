@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from api.cache import cached, data_version
+from api.cache import cached, data_version, request_version
 from api.deps import ConnDep, PrincipalDep, SettingsDep, rate_limited
 from api.errors import ApiError
 from api.ogc import schema
@@ -254,7 +254,7 @@ def items(request: Request, conn: ConnDep, principal: PrincipalDep, settings: Se
         raise ApiError(400, f"limit {limit} is over the maximum of {settings.api_max_page}", "limit")
     ask, chosen = ask_collection(request, conn, principal, settings, collection_id)
     box = parse_bbox(bbox) if bbox is not None else None
-    key = request.app.state.cache.key(request, _scope(principal, chosen), ask.version or data_version(conn))
+    key = request.app.state.cache.key(request, _scope(principal, chosen), ask.version or request_version(request, conn))
 
     def build() -> bytes:
         layer = collection_layer(ask, chosen)

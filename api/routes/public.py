@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from api.cache import cached, data_version
+from api.cache import cached, request_version
 from api.deps import ConnDep, no_parameters, rate_limited
 from api.schemas import ERRORS, NOT_FOUND, RATE_LIMITED, AnyCollection, GeoJSONResponse
 from geo_monitor.privacy import releases as published
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/public", tags=["public"], dependencies=[
 
 def _published(request: Request, conn: ConnDep, read: Callable[[], Any]) -> Response:
     """Answer a published GeoJSON (a release or a view of releases), cached by ETag."""
-    key = request.app.state.cache.key(request, "public", data_version(conn), {})
+    key = request.app.state.cache.key(request, "public", request_version(request, conn), {})
 
     def build() -> bytes:
         data = read()

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from api.cache import cached, data_version
+from api.cache import cached, request_version
 from api.deps import ConnDep, rate_limited
 from api.schemas import ERRORS, RATE_LIMITED, AnyCollection, GeoJSONResponse
 from geo_monitor.errors import InvalidArgumentError
@@ -32,7 +32,7 @@ def reference_layer(request: Request, conn: ConnDep,
     if request.query_params:  # the layers take none: a query string must not make a new cache entry
         name = sorted(request.query_params.keys())[0][:40]
         raise InvalidArgumentError(f"reference layers take no query parameters (got {name!r})", name)
-    key = request.app.state.cache.key(request, "public", data_version(conn), {})
+    key = request.app.state.cache.key(request, "public", request_version(request, conn), {})
 
     def build() -> bytes:
         features = []

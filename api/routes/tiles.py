@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import shapely
 from fastapi import APIRouter, Path, Request, Response
 
-from api.cache import cached, data_version
+from api.cache import cached, request_version
 from api.deps import ConnDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.routes.ogc import ask_collection, collection_layer
@@ -59,7 +59,7 @@ def tile(request: Request, conn: ConnDep, principal: PrincipalDep, settings: Set
     if not chosen.public:
         access.check(principal, "tiles")
     scope = "public" if chosen.public else f"{principal.role}:{principal.team}"
-    key = request.app.state.cache.key(request, scope, data_version(conn))
+    key = request.app.state.cache.key(request, scope, request_version(request, conn))
 
     def build() -> bytes:
         layer = collection_layer(ask, chosen)
