@@ -132,29 +132,44 @@ def add_batch(conn: psycopg.Connection, batch_id: int) -> None:
 def refresh(conn: psycopg.Connection) -> int:
     """Rebuild the rollups from the events; return the number of events counted.
 
-    One pass over the events groups them by (day, category, fine cell with its parents);
-    every rollup row is then a sum over that smaller table.
+    One pass over the events groups them by (day, category, cell at 11 with its parents):
+    those rows are the daily rows at resolution 11 as they stand. Each coarser level is
+    grouped from the level below it (fewer rows each time), and each month from its level's
+    days. The primary keys are dropped for the load and built once at the end: a sorted
+    index build costs a fraction of a million index insertions.
     """
     with conn.transaction():
         conn.execute("LOCK TABLE rollup_daily, rollup_monthly IN EXCLUSIVE MODE")
         conn.execute("SET LOCAL work_mem = '256MB'")
+        conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
         conn.execute("TRUNCATE rollup_daily, rollup_monthly")
-        parents = ", ".join(f"h3_r{r}" for r in ROLLUP_RESOLUTIONS)
+        for table in TABLES:
+            conn.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
+        finest = max(ROLLUP_RESOLUTIONS)
+        cells = ", ".join(f"h3_r{r}" for r in sorted(ROLLUP_RESOLUTIONS))
         conn.execute(
-            f"""CREATE TEMP TABLE rollup_fine ON COMMIT DROP AS
-                SELECT (occurred_at AT TIME ZONE '{LOCAL_TZ}')::date AS day, category_id, {parents}, count(*) AS n
-                FROM events GROUP BY 1, 2, {parents}"""
+            f"""CREATE TEMP TABLE rollup_level ON COMMIT DROP AS
+                SELECT (occurred_at AT TIME ZONE '{LOCAL_TZ}')::date AS day, category_id, {cells}, count(*) AS n
+                FROM events GROUP BY 1, 2, {cells}"""
         )
+        total = conn.execute("SELECT coalesce(sum(n), 0) FROM rollup_level").fetchone()[0]
+        for r in sorted(ROLLUP_RESOLUTIONS, reverse=True):
+            if r < finest:  # this level's rows: the level below, grouped by its parents
+                parents = ", ".join(f"h3_r{p}" for p in sorted(ROLLUP_RESOLUTIONS) if p <= r)
+                conn.execute(f"""CREATE TEMP TABLE rollup_next ON COMMIT DROP AS
+                                 SELECT day, category_id, {parents}, sum(n)::bigint AS n FROM rollup_level
+                                 GROUP BY day, category_id, {parents}""")
+                conn.execute("DROP TABLE rollup_level")
+                conn.execute("ALTER TABLE rollup_next RENAME TO rollup_level")
+            conn.execute(f"INSERT INTO rollup_daily (resolution, day, category_id, cell, n) "
+                         f"SELECT {r}, day, category_id, h3_r{r}, n FROM rollup_level")
+            conn.execute(f"""INSERT INTO rollup_monthly (resolution, month, category_id, cell, n)
+                             SELECT {r}, day - extract(day FROM day)::int + 1, category_id, h3_r{r}, sum(n)
+                             FROM rollup_level GROUP BY 2, 3, 4""")
+        conn.execute("DROP TABLE rollup_level")
         for table, period in TABLES.items():
-            source = "day" if period == "day" else "date_trunc('month', day)::date"
-            for r in ROLLUP_RESOLUTIONS:
-                conn.execute(
-                    f"""INSERT INTO {table} (resolution, {period}, category_id, cell, n)
-                        SELECT %s, {source}, category_id, h3_r{r}, sum(n) FROM rollup_fine
-                        GROUP BY 2, 3, 4 ORDER BY 2, 3, 4""",
-                    (r,),
-                )
-        total = conn.execute("SELECT coalesce(sum(n), 0) FROM rollup_fine").fetchone()[0]
+            conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey "
+                         f"PRIMARY KEY (resolution, category_id, {period}, cell)")
         conn.execute(
             "UPDATE rollup_state SET last_batch_id = (SELECT coalesce(max(id), 0) FROM ingest_batches), "
             "events = %s, refreshed_at = now()",
