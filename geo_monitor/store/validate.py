@@ -31,7 +31,9 @@ CANONICAL = ("kind", "category", "occurred_at", "lon", "lat", "source", "externa
 REQUIRED = ("kind", "category", "occurred_at", "lon", "lat")
 STORED_RESOLUTIONS = (7, 8, 9, 10, 11)
 EPOCH_2000_US = 946_684_800_000_000  # PostgreSQL timestamps count microseconds from 2000-01-01
-_OFFSET = r"[T ]\d{2}(?::\d{2}){0,2}(?:[.,]\d+)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"  # a time, then an offset
+# A time, then an offset. Spaces and tabs, not \s: pandas runs a pattern without \s in pyarrow
+# (RE2) instead of Python's re one string at a time.
+_OFFSET = r"[T ]\d{2}(?::\d{2}){0,2}(?:[.,]\d+)?[ \t]*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 _SOURCE_NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
 GEOMETRY_ERROR = "_geometry_error"  # set by the GeoJSON and GeoParquet readers
 # Columns read but never stored: the record number and the rejects file's reason (so a fixed
@@ -118,6 +120,8 @@ def _text(frame: pd.DataFrame, column: str) -> pd.Series:
     values = frame[column]
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.astype(str).where(values.notna(), "")
+    if isinstance(values.dtype, pd.StringDtype):  # already text: no conversion string by string
+        return values.fillna("").str.strip()
     return values.astype(object).where(values.notna(), "").astype(str).str.strip()
 
 
