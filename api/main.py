@@ -28,7 +28,7 @@ from api.routes import (
     tiles,
     zones,
 )
-from geo_monitor import __version__
+from geo_monitor import __version__, db
 from geo_monitor.settings import Settings, get_settings
 
 log = logging.getLogger("geo_monitor.api")
@@ -42,7 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = ConnectionPool(
             settings.database_url, min_size=1, max_size=settings.api_pool_size, open=False,
-            kwargs={"connect_timeout": 3, "application_name": "geo_monitor_api"},
+            kwargs={"connect_timeout": 3, "application_name": "geo_monitor_api",
+                    **db.session_kwargs(settings.database_url)},
             check=ConnectionPool.check_connection, reconnect_timeout=0,
         )
         pool.open(wait=False)  # start even when the database is down; readiness says so

@@ -18,11 +18,23 @@ from geo_monitor.settings import Settings, get_settings
 MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
 
+# Our queries are many short aggregations over index ranges: at 10M events PostgreSQL's JIT
+# starts compiling them (its cost threshold) and spends 60-130 ms doing so, more than it saves
+# (bench/growth.py). A URL that sets its own ``options`` keeps them.
+SESSION_OPTIONS = "-c jit=off"
+
+
+def session_kwargs(url: str) -> dict:
+    """Return the connection options every geo_monitor session uses, unless the URL sets its own."""
+    return {} if "options" in conninfo_to_dict(url) else {"options": SESSION_OPTIONS}
+
+
 def connect(settings: Settings | None = None, **kwargs) -> psycopg.Connection:
     """Open a connection to the configured database, with a clear error when it is down."""
     settings = settings or get_settings()
     try:
-        return psycopg.connect(settings.database_url, connect_timeout=5, **kwargs)
+        return psycopg.connect(settings.database_url, connect_timeout=5,
+                               **{**session_kwargs(settings.database_url), **kwargs})
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailableError(
             f"cannot connect to {_safe_url(settings.database_url)}: {str(exc).strip()}. "
