@@ -170,6 +170,7 @@ def refresh(conn: psycopg.Connection) -> int:
         for table, period in TABLES.items():
             conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey "
                          f"PRIMARY KEY (resolution, category_id, {period}, cell)")
+        conn.execute("ANALYZE rollup_daily, rollup_monthly")  # new tables: the planner needs their statistics
         conn.execute(
             "UPDATE rollup_state SET last_batch_id = (SELECT coalesce(max(id), 0) FROM ingest_batches), "
             "events = %s, refreshed_at = now()",
