@@ -169,7 +169,7 @@ def refresh(conn: psycopg.Connection) -> int:
         conn.execute("DROP TABLE rollup_level")
         for table, period in TABLES.items():
             conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey "
-                         f"PRIMARY KEY (resolution, category_id, {period}, cell)")
+                         f"PRIMARY KEY (resolution, category_id, {period}, cell) INCLUDE (n)")  # as migration 011
         conn.execute("ANALYZE rollup_daily, rollup_monthly")  # new tables: the planner needs their statistics
         conn.execute(
             "UPDATE rollup_state SET last_batch_id = (SELECT coalesce(max(id), 0) FROM ingest_batches), "
