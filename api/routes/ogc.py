@@ -185,11 +185,7 @@ def collection(request: Request, conn: ConnDep, principal: PrincipalDep, setting
 def queryables(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,
                collection_id: CollectionId) -> Response:
     """Each property of the collection's features with its JSON type, and the geometry."""
-    rate_limited(request)
-    _check_query(request)
-    chosen = _collection(collection_id, Ask(conn, principal, settings))
-    href = f"{_base(request)}/collections/{chosen.id}/queryables"
-    return _json(schema.queryables(chosen, href), SCHEMA)
+    return _schema_answer(request, Ask(conn, principal, settings), collection_id, "queryables", schema.queryables)
 
 
 @router.get("/collections/{collection_id}/schema", response_class=Response,
@@ -198,11 +194,15 @@ def queryables(request: Request, conn: ConnDep, principal: PrincipalDep, setting
 def feature_schema(request: Request, conn: ConnDep, principal: PrincipalDep, settings: SettingsDep,
                    collection_id: CollectionId) -> Response:
     """A GeoJSON Feature whose ``properties`` name each field's JSON type (linked as ``describedBy``)."""
+    return _schema_answer(request, Ask(conn, principal, settings), collection_id, "schema", schema.feature_schema)
+
+
+def _schema_answer(request: Request, ask: Ask, collection_id: str, name: str, build) -> Response:
+    """Answer one of a collection's JSON Schemas (``build(collection, its own URL)``) to a caller who may read it."""
     rate_limited(request)
     _check_query(request)
-    chosen = _collection(collection_id, Ask(conn, principal, settings))
-    href = f"{_base(request)}/collections/{chosen.id}/schema"
-    return _json(schema.feature_schema(chosen, href), SCHEMA)
+    chosen = _collection(collection_id, ask)
+    return _json(build(chosen, f"{_base(request)}/collections/{chosen.id}/{name}"), SCHEMA)
 
 
 def collection_layer(ask: Ask, chosen: Collection) -> Layer:
