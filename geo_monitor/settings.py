@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     )
     api_max_page: int = Field(20_000, description="Most features one response may hold (larger is refused)")
     api_pool_size: int = Field(10, description="Database connections kept by the API")
+    count_memory_mb: int = Field(
+        1024, description="Memory per process for the rollups held to sum counts (store.rollup_memory); "
+                          "0 asks PostgreSQL every time"
+    )
     public_rate_per_minute: int = Field(120, description="Requests per minute per client on public endpoints")
     public_basemap: str = Field(
         "none", description="The public map's background: none (reference layers only: no third-party server "

@@ -1,8 +1,10 @@
 """Hexagon counts for any slice: kinds, categories, time window, resolution, area.
 
 Whole months come from the monthly rollup, the days at the window's edges from the daily
-rollup, at every resolution (7-11); only a team's own counts read the events. Parents are
-sums of children because every coarser cell is ``h3_parent`` of the stored fine cell.
+rollup, at every resolution (7-11), summed in memory where the process holds that level
+(``store.rollup_memory``) and by PostgreSQL otherwise; only a team's own counts read the
+events. Parents are sums of children because every coarser cell is ``h3_parent`` of the
+stored fine cell.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from geo_monitor.calendar import Window
 from geo_monitor.errors import InvalidArgumentError
 from geo_monitor.grid import population_of, study_grid
 from geo_monitor.settings import Settings, get_settings
-from geo_monitor.store import rollups
+from geo_monitor.store import rollup_memory, rollups
 from geo_monitor.store.vocabulary import KINDS
 
 
@@ -134,6 +136,9 @@ def count_cells(conn: psycopg.Connection, category: list[int], window: Window, r
     days asked for, not the size of the store. With ``source_ids`` only those sources' events
     count (read from the events, as the rollups have no source dimension).
     """
+    held = _held_counts(conn, category, window, resolution, source_ids)
+    if held is not None:
+        return pd.Series(held[1], index=held[0], name="count")
     rows = conn.execute(*_count_query(conn, category, window, resolution, source_ids)).fetchall()
     if not rows:
         return pd.Series(dtype=np.int64, name="count")
@@ -141,9 +146,21 @@ def count_cells(conn: psycopg.Connection, category: list[int], window: Window, r
     return pd.Series(np.array(counts, dtype=np.int64), index=np.array(cells, dtype=np.int64), name="count")
 
 
+def _held_counts(conn: psycopg.Connection, category: list[int], window: Window, resolution: int,
+                 source_ids: list[int] | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return (cells sorted, counts) from the rollups held in memory, or None to ask SQL."""
+    if source_ids is not None:
+        return None
+    return rollup_memory.counts(conn, category, rollup_ranges(window), resolution,
+                                get_settings().count_memory_mb)
+
+
 def _counts_and_residents(conn: psycopg.Connection, category: list[int], window: Window, resolution: int,
                           source_ids: list[int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (cells sorted, counts, residents) of a slice's non-empty cells in one round trip."""
+    """Return (cells sorted, counts, residents) of a slice's non-empty cells (one round trip from SQL)."""
+    held = _held_counts(conn, category, window, resolution, source_ids)
+    if held is not None:
+        return *held, population_of(conn, resolution, held[0])
     sql, params = _count_query(conn, category, window, resolution, source_ids)
     rows = conn.execute(f"SELECT c.cell, c.n, p.population FROM ({sql}) AS c LEFT JOIN hex_population p "
                         "ON p.resolution = %(r)s AND p.cell = c.cell ORDER BY c.cell", params).fetchall()
