@@ -52,6 +52,8 @@ async def pooled(request: Request) -> AsyncIterator[psycopg.Connection]:
         try:
             with conn:
                 yield conn
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    await run_in_threadpool(conn.commit)  # a route left it open: commit off the event loop
         finally:
             pool.putconn(conn)  # a broken connection is discarded and replaced by the pool
     finally:
@@ -69,10 +71,16 @@ ConnDep = Annotated[psycopg.Connection, Depends(get_connection)]
 
 
 def _authenticate(conn: psycopg.Connection, token: str) -> tuple[Principal | None, str | None]:
+    """Check the token and read the data version in the transaction the request goes on with.
+
+    The route's audit line commits it (a read-only check has nothing to commit before), so
+    an authenticated request costs one BEGIN/COMMIT, not two.
+    """
     principal = authenticate(conn, token)
-    version = data_version(conn) if principal else None  # same transaction: one BEGIN/COMMIT for both
-    conn.commit()  # here, in the worker thread, not on the event loop
-    return principal, version
+    if principal is None:
+        conn.rollback()  # here, in the worker thread, not on the event loop
+        return None, None
+    return principal, data_version(conn)
 
 
 async def get_principal(request: Request, conn: ConnDep) -> Principal:
