@@ -13,7 +13,8 @@ After each step (and VACUUM ANALYZE, which autovacuum would do on a server) it p
   - the ingest rate of that step (events received / seconds) and the child's peak RSS;
   - the p50/p95 of the same Q random ``hex_counts`` queries as bench/query.py (same drawing
     function and seed: windows of 7-730 days in 2019-2021, random categories, resolution 7-11),
-    and of ``count_cells`` alone, after one warm-up query per resolution;
+    and of ``count_cells`` alone, after one warm-up query per resolution (timed: it reads the
+    rollups the process holds in memory, store.rollup_memory) and the memory they take;
   - the database size, and a check of the first queries against a direct count on the events.
 
 After the last step it times the rollup rebuild (``rollups.refresh``, what ``geo-monitor
@@ -44,7 +45,7 @@ from geo_monitor import db
 from geo_monitor.analysis.counts import category_ids, count_cells, hex_counts
 from geo_monitor.calendar import Window
 from geo_monitor.settings import Settings
-from geo_monitor.store import reference, rollups
+from geo_monitor.store import reference, rollup_memory, rollups
 from geo_monitor.store.ingest import ingest_file
 from geo_monitor.store.sample import generate_sample
 
@@ -205,8 +206,11 @@ def main() -> int:
                     for table in ("events", *getattr(rollups, "TABLES", ["rollup_monthly"])):
                         conn.execute(f"VACUUM ANALYZE {table}")
                     size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-                    for r in range(7, 12):  # warm-up: residents per hexagon, once per resolution
+                    started = time.perf_counter()
+                    for r in range(7, 12):  # warm-up: residents per hexagon and the held rollups, per resolution
                         hex_counts(conn, start="2020-01-01", end="2020-02-01", resolution=r)
+                    warm = time.perf_counter() - started
+                    say(f"  warm-up {warm:.1f} s, rollups held in memory {rollup_memory.held_bytes() / 2**20:,.0f} MB")
                     say(f"  {len(queries)} queries")
                     core, full = run_queries(conn, queries)
                     checked = queries[:CHECKED_QUERIES]
@@ -219,7 +223,8 @@ def main() -> int:
                         say(f"  {rebuild:.1f} s")
                 results.append({"total": total, "step": child["received"], "seconds": child["seconds"], "rate": rate,
                                 "peak_mb": child["peak_kb"] / 1024, "core": pct(core), "full": pct(full),
-                                "size_gb": size / 1e9, "same": same, "checked": len(checked),
+                                "size_gb": size / 1e9, "same": same, "checked": len(checked), "warm": warm,
+                                "held_mb": rollup_memory.held_bytes() / 2**20,
                                 "load": os.getloadavg()[0]})
                 say(f"  hex_counts p50 {results[-1]['full'][0]:.1f} ms, p95 {results[-1]['full'][1]:.1f} ms")
         finally:
@@ -237,12 +242,16 @@ def main() -> int:
           f"queries, seed {args.seed}, after VACUUM ANALYZE")
     print()
     print(f"{'store':>6} {'step events':>12} {'ingest s':>9} {'events/s':>9} {'peak RSS':>9} "
-          f"{'hex_counts p50/p95 ms':>22} {'count_cells p50/p95 ms':>23} {'db GB':>6} {'checked':>8} {'load':>5}")
+          f"{'hex_counts p50/p95 ms':>22} {'count_cells p50/p95 ms':>23} {'db GB':>6} {'checked':>8} {'load':>5} "
+          f"{'warm-up s':>9} {'held MB':>8}")
     for r in results:
         print(f"{label(r['total']):>6} {r['step']:>12,} {r['seconds']:>9.1f} {r['rate']:>9,.0f} {r['peak_mb']:>6,.0f} MB "
               f"{r['full'][0]:>12.1f} / {r['full'][1]:>7.1f} {r['core'][0]:>13.1f} / {r['core'][1]:>7.1f} "
-              f"{r['size_gb']:>6.2f} {r['same']:>4}/{r['checked']:<3} {r['load']:>5.2f}")
-    print("(checked: of the first queries, how many gave exactly the counts of a direct GROUP BY on the events)")
+              f"{r['size_gb']:>6.2f} {r['same']:>4}/{r['checked']:<3} {r['load']:>5.2f} {r['warm']:>9.1f} "
+              f"{r['held_mb']:>8,.0f}")
+    print("(checked: of the first queries, how many gave exactly the counts of a direct GROUP BY on the events; "
+          "warm-up: one query per resolution, which reads the rollups this process holds (store.rollup_memory), "
+          "as the first count after each ingest does)")
     print()
     second = results[1]
     growth = second["peak_mb"] / first["peak_mb"] - 1
