@@ -20,6 +20,7 @@ from builders import ingest_sample
 from geo_monitor import db
 from geo_monitor.analysis.counts import count_cells, rollup_ranges
 from geo_monitor.calendar import Window
+from geo_monitor.grid import population_of
 from geo_monitor.settings import Settings, get_settings
 from geo_monitor.store import rollup_memory, rollups
 from geo_monitor.store.ingest import ingest_chunks
@@ -55,8 +56,9 @@ def from_events(conn: psycopg.Connection, category: list[int], window: Window, r
 def held(conn: psycopg.Connection, category: list[int], window: Window, resolution: int) -> dict[int, int]:
     answer = rollup_memory.counts(conn, category, rollup_ranges(window), resolution, BUDGET_MB)
     assert answer is not None, "the level should be held"
-    cells, counts = answer
+    cells, counts, residents = answer
     assert np.all(np.diff(cells) > 0) and counts.dtype == np.int64
+    np.testing.assert_array_equal(residents, population_of(conn, resolution, cells))
     return dict(zip(cells.tolist(), counts.tolist(), strict=True))
 
 

@@ -147,8 +147,8 @@ def count_cells(conn: psycopg.Connection, category: list[int], window: Window, r
 
 
 def _held_counts(conn: psycopg.Connection, category: list[int], window: Window, resolution: int,
-                 source_ids: list[int] | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """Return (cells sorted, counts) from the rollups held in memory, or None to ask SQL."""
+                 source_ids: list[int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Return (cells sorted, counts, residents) from the rollups held in memory, or None to ask SQL."""
     if source_ids is not None:
         return None
     return rollup_memory.counts(conn, category, rollup_ranges(window), resolution,
@@ -160,7 +160,7 @@ def _counts_and_residents(conn: psycopg.Connection, category: list[int], window:
     """Return (cells sorted, counts, residents) of a slice's non-empty cells (one round trip from SQL)."""
     held = _held_counts(conn, category, window, resolution, source_ids)
     if held is not None:
-        return *held, population_of(conn, resolution, held[0])
+        return held
     sql, params = _count_query(conn, category, window, resolution, source_ids)
     rows = conn.execute(f"SELECT c.cell, c.n, p.population FROM ({sql}) AS c LEFT JOIN hex_population p "
                         "ON p.resolution = %(r)s AND p.cell = c.cell ORDER BY c.cell", params).fetchall()

@@ -20,6 +20,7 @@ from datetime import date
 import numpy as np
 import psycopg
 
+from geo_monitor.grid import ensure_population
 from geo_monitor.store import rollups
 
 _HEADER = 19  # binary COPY: signature, flags, extension length
@@ -29,7 +30,8 @@ _BLOCK = 1 << 25  # bytes of COPY data parsed at a time while reading
 _DAY_2000 = date(2000, 1, 1)  # PostgreSQL's dates count days from here
 _BYTES_PER_ROW = 12  # period, cell code, n (int32 each)
 _STATE = ("SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), last_batch_id, events, "
-          "refreshed_at, last_batch_id >= (SELECT coalesce(max(id), 0) FROM ingest_batches) FROM rollup_state")
+          "refreshed_at, (SELECT max(loaded_at) FROM reference_loads), "
+          "last_batch_id >= (SELECT coalesce(max(id), 0) FROM ingest_batches) FROM rollup_state")
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,12 @@ class _Level:
 
     state: tuple
     cells: np.ndarray  # int64, sorted
+    residents: np.ndarray  # float64, each cell's residents (hex_population; 0 outside the study grid)
     tables: dict[str, _Table]
 
     @property
     def nbytes(self) -> int:
-        return self.cells.nbytes + sum(t.periods.nbytes + t.codes.nbytes + t.n.nbytes for t in self.tables.values())
+        return self.cells.nbytes + self.residents.nbytes + sum(t.periods.nbytes + t.codes.nbytes + t.n.nbytes for t in self.tables.values())
 
 
 class _Store:
@@ -85,7 +88,10 @@ def held_bytes() -> int:
 
 
 def state(conn: psycopg.Connection) -> tuple:
-    """Return the rollups' state (database, last batch, events, refreshed at), rebuilding stale rollups first."""
+    """Return the rollups' state (database, last batch, events, rebuilt at, reference loaded at).
+
+    Stale rollups are rebuilt first, as ``rollups.ensure_fresh`` does.
+    """
     *current, fresh = conn.execute(_STATE).fetchone()
     if not fresh:
         rollups.refresh(conn)
@@ -135,7 +141,8 @@ def _load(conn: psycopg.Connection, resolution: int, current: tuple) -> _Level:
         ends = np.append(firsts[1:], len(cats))
         runs = {int(c): (int(a), int(b)) for c, a, b in zip(ids, firsts, ends, strict=True)}
         tables[table] = _Table(periods, np.searchsorted(cells, row_cells).astype(np.int32), n, runs)
-    return _Level(current, cells, tables)
+    residents = ensure_population(conn, resolution).reindex(cells, fill_value=0.0).to_numpy(np.float64)
+    return _Level(current, cells, residents, tables)
 
 
 def _level(conn: psycopg.Connection, resolution: int, budget_bytes: int) -> _Level | None:
@@ -170,8 +177,8 @@ def _level(conn: psycopg.Connection, resolution: int, budget_bytes: int) -> _Lev
 
 
 def counts(conn: psycopg.Connection, category: list[int], ranges: list[tuple[str, date, date]], resolution: int,
-           budget_mb: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """Return (cells sorted, counts) of the non-empty cells over rollup ranges, or None to ask SQL.
+           budget_mb: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Return (cells sorted, counts, residents) of the non-empty cells over rollup ranges, or None to ask SQL.
 
     ``ranges`` are ``analysis.counts.rollup_ranges`` of a window: (table, first, end) with
     ``end`` exclusive. The sums are those of the SQL query, row for row.
@@ -190,7 +197,8 @@ def counts(conn: psycopg.Connection, category: list[int], ranges: list[tuple[str
             codes.append(rows.codes[lo:hi])
             weights.append(rows.n[lo:hi])
     if not codes:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     sums = np.bincount(np.concatenate(codes), weights=np.concatenate(weights), minlength=len(level.cells))
     nonzero = np.flatnonzero(sums)  # every row has n >= 1, so a cell with rows has a sum above 0
-    return level.cells[nonzero], sums[nonzero].astype(np.int64)  # float64 holds integers exactly up to 2**53
+    # float64 holds integers exactly up to 2**53
+    return level.cells[nonzero], sums[nonzero].astype(np.int64), level.residents[nonzero]
