@@ -15,17 +15,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow.parquet as pq
 from distributed import Client, as_completed
 
 from geo_monitor.errors import InputFileError
-from geo_monitor.hexagons import cells_to_parents
 from geo_monitor.store import lake as event_lake
 from geo_monitor.store import rollups
-from geo_monitor.store.validate import EPOCH_2000_US, STORED_RESOLUTIONS
+from geo_monitor.store.validate import EPOCH_2000_US
 
 
 @dataclass
@@ -43,10 +41,8 @@ class BatchRollups:
 def month_counts(paths: list[str]) -> tuple[dict[str, pd.DataFrame], int]:
     """Return the rollup rows of one month's lake files, per table, and the number of events read."""
     table = pq.read_table(paths, columns=["category_id", "occurred_at", "h3_r11"], partitioning=None)
-    fine = table["h3_r11"].to_numpy()
-    cells = np.column_stack([cells_to_parents(fine, r) for r in STORED_RESOLUTIONS[:-1]] + [fine])
     occurred_us = table["occurred_at"].cast("int64").to_numpy() - EPOCH_2000_US
-    return rollups.counts_of(occurred_us, table["category_id"].to_numpy(), cells), table.num_rows
+    return rollups.counts_of(occurred_us, table["category_id"].to_numpy(), table["h3_r11"].to_numpy()), table.num_rows
 
 
 def rollups_from_lake(conn: psycopg.Connection, client: Client, lake: Path) -> BatchRollups:

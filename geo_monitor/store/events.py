@@ -6,6 +6,8 @@ million rows costs milliseconds and the server parses no text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import psycopg
 
@@ -21,6 +23,28 @@ COPY_SQL = f"COPY events ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" * 2
 TRAILER = b"\xff\xff"
 EWKB_POINT_SRID = 0x20000001  # little-endian EWKB point with an SRID
+_COPY_BLOCK = 1 << 25  # bytes of COPY data parsed at a time
+
+
+def copy_out(conn: psycopg.Connection, statement: str, row: np.dtype,
+             keep: Callable[[np.ndarray], tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    """Run a binary ``COPY ... TO STDOUT`` of fixed-width rows and return ``keep``'s columns, concatenated.
+
+    ``row`` is the tuple layout (no NULLs); ``keep`` turns a block of rows into the columns
+    wanted, so the client holds those columns, never the whole COPY stream.
+    """
+    parts, buffer, skip = [], bytearray(), len(SIGNATURE)  # the header is SIGNATURE
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for block in copy:
+            buffer += block
+            if len(buffer) - skip >= _COPY_BLOCK:
+                rows = (len(buffer) - skip) // row.itemsize
+                parts.append(keep(np.frombuffer(bytes(buffer[skip:skip + rows * row.itemsize]), row)))
+                del buffer[:skip + rows * row.itemsize]
+                skip = 0
+    rows = (len(buffer) - skip - len(TRAILER)) // row.itemsize
+    parts.append(keep(np.frombuffer(bytes(buffer[skip:skip + rows * row.itemsize]), row)))
+    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
 
 
 def _row_dtype(with_end: bool) -> np.dtype:

@@ -21,12 +21,10 @@ import numpy as np
 import psycopg
 
 from geo_monitor.grid import ensure_population
-from geo_monitor.store import rollups
+from geo_monitor.store import events, rollups
 
-_HEADER = 19  # binary COPY: signature, flags, extension length
 _ROW = np.dtype([("nfields", ">i2"), ("l_cat", ">i4"), ("cat", ">i2"), ("l_period", ">i4"), ("period", ">i4"),
                  ("l_cell", ">i4"), ("cell", ">i8"), ("l_n", ">i4"), ("n", ">i4")])
-_BLOCK = 1 << 25  # bytes of COPY data parsed at a time while reading
 _DAY_2000 = date(2000, 1, 1)  # PostgreSQL's dates count days from here
 _BYTES_PER_ROW = 12  # period, cell code, n (int32 each)
 _STATE = ("SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), last_batch_id, events, "
@@ -108,23 +106,9 @@ def _read_table(conn: psycopg.Connection, table: str, resolution: int) -> tuple[
     period = rollups.TABLES[table]
     statement = (f"COPY (SELECT category_id, {period}, cell, n FROM {table} WHERE resolution = {int(resolution)} "
                  f"ORDER BY category_id, {period}, cell) TO STDOUT (FORMAT BINARY)")
-    parts, buffer, skip = [], bytearray(), _HEADER
-    with conn.cursor() as cur, cur.copy(statement) as copy:
-        for block in copy:
-            buffer += block
-            if len(buffer) - skip >= _BLOCK:
-                whole = (len(buffer) - skip) // _ROW.itemsize * _ROW.itemsize
-                parts.append(_columns(np.frombuffer(buffer, _ROW, whole // _ROW.itemsize, skip)))
-                del buffer[:skip + whole]
-                skip = 0
-    rest = (len(buffer) - skip - 2) // _ROW.itemsize  # the trailer is 2 bytes
-    parts.append(_columns(np.frombuffer(buffer, _ROW, rest, skip)))
-    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
-
-
-def _columns(rows: np.ndarray) -> tuple[np.ndarray, ...]:
-    return (rows["cat"].astype(np.int16), rows["period"].astype(np.int32), rows["cell"].astype(np.int64),
-            rows["n"].astype(np.int32))
+    return events.copy_out(conn, statement, _ROW, lambda rows: (
+        rows["cat"].astype(np.int16), rows["period"].astype(np.int32), rows["cell"].astype(np.int64),
+        rows["n"].astype(np.int32)))
 
 
 def _level_rows(conn: psycopg.Connection, resolution: int) -> int:
