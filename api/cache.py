@@ -21,11 +21,20 @@ MAX_BYTES = 128 * 1024 * 1024
 
 def data_version(conn: psycopg.Connection) -> str:
     """Return a token that changes whenever stored data changes (one query)."""
-    row = conn.execute(
+    return version_of(data_version_cursor(conn))
+
+
+def data_version_cursor(conn: psycopg.Connection) -> psycopg.Cursor:
+    """Send the data version's query and return its cursor (``version_of`` reads it; a pipeline may batch it)."""
+    return conn.execute(
         "SELECT (SELECT coalesce(max(id), 0) FROM ingest_batches), (SELECT last_batch_id FROM rollup_state), "
         "(SELECT coalesce(max(loaded_at)::text, '') FROM reference_loads), (SELECT count(*) FROM releases)"
-    ).fetchone()
-    return "/".join(map(str, row))
+    )
+
+
+def version_of(cursor: psycopg.Cursor) -> str:
+    """Return the data version a ``data_version_cursor`` answered."""
+    return "/".join(map(str, cursor.fetchone()))
 
 
 def request_version(request: Request, conn: psycopg.Connection) -> str:

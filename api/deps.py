@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
-from api.cache import data_version
+from api.cache import data_version_cursor, version_of
 from api.errors import RETRY_AFTER_SECONDS, TooManyRequests, Unauthenticated
 from api.security import client_address
 from geo_monitor.errors import InvalidArgumentError
@@ -26,6 +26,28 @@ from geo_monitor.settings import Settings
 async def get_settings(request: Request) -> Settings:
     """Return the application's settings (async: no worker thread for a look-up)."""
     return request.app.state.settings
+
+
+class RecentCheck:
+    """The pool's check: ping a connection before lending it, unless it answered within ``fresh`` seconds.
+
+    Under load every connection is back in use within milliseconds, so the ping (a round trip
+    on every request) is skipped; an idle one, which an outage or a restarted server may have
+    cut, is pinged first. A connection that fails anyway is answered with 503 and discarded.
+    """
+
+    def __init__(self, fresh: float = 1.0) -> None:
+        self.fresh = fresh
+        self._used: dict[int, float] = {}
+
+    def __call__(self, conn: psycopg.Connection) -> None:
+        """Raise when the connection is unusable (psycopg_pool then replaces it)."""
+        if conn.broken or time.monotonic() - self._used.get(id(conn), float("-inf")) > self.fresh:
+            ConnectionPool.check_connection(conn)
+
+    def used(self, conn: psycopg.Connection) -> None:
+        """Note that a connection has just answered a whole request."""
+        self._used[id(conn)] = time.monotonic()
 
 
 @asynccontextmanager
@@ -54,6 +76,7 @@ async def pooled(request: Request) -> AsyncIterator[psycopg.Connection]:
                 yield conn
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     await run_in_threadpool(conn.commit)  # a route left it open: commit off the event loop
+            app.state.pool_check.used(conn)
         finally:
             pool.putconn(conn)  # a broken connection is discarded and replaced by the pool
     finally:
@@ -76,11 +99,13 @@ def _authenticate(conn: psycopg.Connection, token: str) -> tuple[Principal | Non
     The route's audit line commits it (a read-only check has nothing to commit before), so
     an authenticated request costs one BEGIN/COMMIT, not two.
     """
-    principal = authenticate(conn, token)
+    with conn.pipeline():  # BEGIN, the version and the token in one round trip
+        version = data_version_cursor(conn)
+        principal = authenticate(conn, token)
     if principal is None:
         conn.rollback()  # here, in the worker thread, not on the event loop
         return None, None
-    return principal, data_version(conn)
+    return principal, version_of(version)
 
 
 async def get_principal(request: Request, conn: ConnDep) -> Principal:

@@ -85,9 +85,13 @@ def list_tokens(conn: psycopg.Connection) -> list[dict]:
 
 
 def audit(conn: psycopg.Connection, principal: Principal, action: str, params: dict, status: int) -> None:
-    """Write one line to the audit log (who, what, when, with which parameters)."""
-    conn.execute(
-        "INSERT INTO audit_log (token_id, role, team, action, params, status) VALUES (%s, %s, %s, %s, %s, %s)",
-        (principal.token_id, principal.role, principal.team, action, psycopg.types.json.Jsonb(params), status),
-    )
-    conn.commit()
+    """Write one line to the audit log (who, what, when, with which parameters) and commit.
+
+    The line and the commit travel in one round trip (a pipeline).
+    """
+    with conn.pipeline():
+        conn.execute(
+            "INSERT INTO audit_log (token_id, role, team, action, params, status) VALUES (%s, %s, %s, %s, %s, %s)",
+            (principal.token_id, principal.role, principal.team, action, psycopg.types.json.Jsonb(params), status),
+        )
+        conn.commit()

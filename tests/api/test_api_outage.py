@@ -13,9 +13,11 @@ import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from api.deps import RecentCheck
 from api.main import create_app
 from geo_monitor.settings import Settings
 
@@ -155,3 +157,20 @@ def test_app_starts_while_the_database_is_down_and_becomes_ready(api_data, heade
         proxy.start()
         _until(lambda: client.get("/ready").status_code == 200, 15)
         assert client.get("/hexagons", params=SAMPLE, headers=planner).status_code == 200
+
+
+def test_the_pool_pings_a_connection_that_was_idle_and_trusts_one_in_use(api_settings: Settings) -> None:
+    """The pool's check skips the ping (a round trip per request) only for a connection used just now."""
+    check = RecentCheck(fresh=60)
+    with psycopg.connect(api_settings.database_url, autocommit=True) as conn, \
+            psycopg.connect(api_settings.database_url, autocommit=True) as admin:
+        check(conn)  # never used: pinged, and it answers
+        check.used(conn)
+        admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        time.sleep(0.2)
+        check(conn)  # used a moment ago: trusted without a round trip (the request that follows gets a 503)
+        with pytest.raises(psycopg.OperationalError):
+            RecentCheck(fresh=0)(conn)  # idle past `fresh`: pinged, and the cut connection is refused
+        assert conn.broken
+        with pytest.raises(psycopg.OperationalError):
+            check(conn)  # a broken connection is always pinged, however recent
