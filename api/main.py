@@ -6,12 +6,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
 from api import errors, security
 from api.cache import ResponseCache
-from api.deps import RateLimiter
+from api.deps import RateLimiter, RecentCheck
 from api.routes import (
     admin,
     analysis,
@@ -40,12 +41,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.pool_check = RecentCheck()
         pool = ConnectionPool(
             settings.database_url, min_size=1, max_size=settings.api_pool_size, open=False,
             kwargs={"connect_timeout": 3, "application_name": "geo_monitor_api",
                     **db.session_kwargs(settings.database_url)},
-            check=ConnectionPool.check_connection, reconnect_timeout=0,
+            check=app.state.pool_check, reconnect_timeout=0,
         )
+        # Endpoints and database calls run in anyio's worker threads; requests are CPU-bound, so
+        # more threads than this only take turns at the GIL (see the setting).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         pool.open(wait=False)  # start even when the database is down; readiness says so
         app.state.pool = pool
         try:
