@@ -115,7 +115,7 @@ class Slice:
 
 @dataclass
 class Counts:
-    """The answer to a slice: hexagons (``count`` None where suppressed), total, metadata."""
+    """The answer to a slice: hexagons (``count``: int64, or objects with None where suppressed), total, metadata."""
 
     frame: gpd.GeoDataFrame
     total: int
@@ -286,6 +286,4 @@ def hex_counts(conn: psycopg.Connection, principal: Principal, chosen: Slice,
     frame = exact_counts(conn, start=chosen.start, end=chosen.end, resolution=chosen.resolution,
                          kinds=chosen.kinds, categories=chosen.categories, area=chosen.area, team=chosen.team,
                          settings=settings, geometry=geometry)
-    frame["count"] = frame["count"].astype(object)
-    total = int(frame["count"].sum()) if len(frame) else 0
-    return Counts(frame, total, {"suppressed_under": None})
+    return Counts(frame, int(frame["count"].to_numpy().sum()), {"suppressed_under": None})
