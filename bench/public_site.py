@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import code_revision, database_url, say
+from common import bench_settings, code_revision, say
 
 from geo_monitor import db
 from geo_monitor.errors import NotFoundError
@@ -58,8 +58,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per load run (default 10)")
     args = parser.parse_args()
 
-    server = os.environ.get("GEO_MONITOR_BENCH_SERVER", bench_api.DEFAULT_SERVER)
-    settings = bench_api.make_settings(database_url(server, args.reuse_db))
+    settings = bench_settings(args.reuse_db)
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="geo_monitor_benchp_"))
     servers = []

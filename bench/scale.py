@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psycopg
-from common import code_revision, database_url, finish, say  # noqa: E402 (bench/ is the script's folder)
+from common import bench_settings, code_revision, finish, say  # noqa: E402 (bench/ is the script's folder)
 
 from geo_monitor import db
 from geo_monitor.batch.cluster import dask_client, worker_peak_rss
@@ -161,11 +161,9 @@ def main() -> None:
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--reuse-lake", type=Path, help="a lake an earlier run kept with --lake: skip writing one")
     args = parser.parse_args()
-    server = os.environ.get("GEO_MONITOR_BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     dbname = f"geo_monitor_bench_scale_{os.getpid()}"
-    url = database_url(server, dbname)
-    reference = Path(os.environ.get("GEO_MONITOR_REFERENCE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
-    settings = Settings(database_url=url, reference_dir=reference)
+    settings = bench_settings(dbname)
+    url = settings.database_url
     lake = args.reuse_lake or args.lake or Path(tempfile.mkdtemp(prefix="gm-lake-")) / "events"
     if not args.reuse_lake and lake.exists() and any(lake.iterdir()):
         sys.exit(f"{lake} is not empty: give a new folder")
