@@ -75,7 +75,7 @@ def _clean(value: object) -> object:
 
 def _json_texts(column: pd.Series) -> list[str]:
     """Return each value of a column as JSON text, as ``json.dumps`` writes it (NaN and NA: null)."""
-    values = column.to_numpy()
+    values = np.asarray(column)
     if values.dtype.kind in "iu":
         return list(map(str, values.tolist()))
     if values.dtype.kind == "f":
@@ -83,9 +83,13 @@ def _json_texts(column: pd.Series) -> list[str]:
     items = values.tolist()
     if all(type(v) is int for v in items):  # counts kept as objects (None where suppressed)
         return list(map(str, items))
-    if all(type(v) is str and v.isalnum() and v.isascii() for v in items):  # cells as hex: nothing to escape
+    try:
+        joined = "".join(items)
+    except TypeError:  # not all text
+        joined = None
+    if joined is not None and joined.isascii() and joined.isalnum():  # cells as hex: nothing to escape
         return [f'"{v}"' for v in items]
-    return [json.dumps(_clean(v)) for v in column.tolist()]
+    return [json.dumps(_clean(v)) for v in (column.tolist() if isinstance(column, pd.Series) else items)]
 
 
 def geojson_bytes(frame: gpd.GeoDataFrame | pd.DataFrame, properties: list[str], metadata: dict | None = None,

@@ -45,3 +45,16 @@ def test_columns_encode_as_json_dumps_does_and_cell_geometries_are_the_polygons(
                            hexagons.cells_geojson(cells))
     assert cached == ours  # the kept hexagons are byte for byte the drawn ones
     assert [hexagons.cell_to_str(c) for c in cells] == hexagons.cells_to_str(cells)
+
+
+def test_each_value_is_written_as_json_dumps_writes_it() -> None:
+    from geo_monitor.export import _json_texts
+
+    floats = np.array([0.1, 1e16, 1e-7, -2.5, 3.0, np.nan, np.inf, -np.inf, 123456789.123456789])
+    assert _json_texts(pd.Series(floats)) == [json.dumps(v) if np.isfinite(v) else "null" for v in floats.tolist()]
+    assert _json_texts(pd.Series(np.zeros(0))) == []
+    texts = ["8a1fb46622dffff", "", "plain"]
+    assert _json_texts(pd.Series(texts, dtype=object)) == [json.dumps(t) for t in texts]
+    odd = ["tab\there", "é", 'quote"', None, 3]
+    assert _json_texts(pd.Series(odd, dtype=object)) == [json.dumps(v) for v in odd]
+    assert _json_texts(pd.Series([1, None, 2], dtype=object)) == ["1", "null", "2"]
