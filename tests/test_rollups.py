@@ -245,3 +245,24 @@ def test_rollup_months_are_first_days_and_counts_positive(aconn: psycopg.Connect
     assert aconn.execute("SELECT count(*) FROM rollup_monthly WHERE extract(day FROM month) <> 1 OR n <= 0"
                          ).fetchone()[0] == 0
     assert aconn.execute("SELECT count(*) FROM rollup_daily WHERE n <= 0").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("share, path", [(1e9, "merged"), (0.0, "rebuilt")])
+def test_a_batch_merges_or_rebuilds_and_the_rollups_equal_the_events(aconn: psycopg.Connection, rollup_db: Settings,
+                                                                     monkeypatch: pytest.MonkeyPatch, share: float,
+                                                                     path: str) -> None:
+    """A batch large against the store rebuilds the rollups instead of merging: the same rows either way."""
+    from geo_monitor.store import ingest
+
+    monkeypatch.setattr(ingest, "REBUILD_SHARE", share)
+    frame = pd.DataFrame([{"occurred_at": f"2020-06-{day:02d}T10:00:00Z", "lon": LAUMIERE[0], "lat": LAUMIERE[1],
+                           "kind": "incident", "category": "dealing", "external_id": f"{path}-{day}"}
+                          for day in range(1, 29)]).astype(str)
+    frame["_record"] = np.arange(2, 2 + len(frame))
+    report = ingest_chunks(aconn, [frame], name=f"{path}.csv", fmt="csv", source=f"{SOURCE}-{path}", settings=rollup_db)
+    assert report.accepted == 28 and report.rollups == path
+    assert ("rebuilt" in "\n".join(report.summary())) == (path == "rebuilt")
+    last_batch, events, newest, stored = state(aconn)
+    assert (last_batch, events) == (newest, stored)
+    for table in rollups.TABLES:
+        assert stored_rollup(aconn, table) == expected_rollup(aconn, table)

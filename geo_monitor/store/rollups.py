@@ -218,14 +218,21 @@ def refresh(conn: psycopg.Connection) -> int:
     by month on a cluster.
     """
     with conn.transaction(), _rewriting(conn):
-        columns = events.copy_out(
-            conn, "COPY (SELECT occurred_at, category_id, h3_r11 FROM events) TO STDOUT (FORMAT BINARY)", _EVENT_ROW,
-            lambda rows: (paris_days(rows["at"]), rows["cat"].astype(np.int16), rows["cell"].astype(np.int64)))
-        total = len(columns[0])
-        levels = level_counts(*columns)
-        del columns  # level_counts frees the events' columns once it has packed them
-        for table, frame in levels:
-            copy_counts(conn, frame, table)
+        # One category at a time (every key starts with it), read from its index: the client
+        # holds one category's events, not the store's.
+        conn.execute("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)")
+        total = 0
+        for (category,) in conn.execute("SELECT id FROM categories ORDER BY id").fetchall():
+            columns = events.copy_out(
+                conn, f"COPY (SELECT occurred_at, category_id, h3_r11 FROM events WHERE category_id = {int(category)}) "
+                "TO STDOUT (FORMAT BINARY)", _EVENT_ROW,
+                lambda rows: (paris_days(rows["at"]), rows["cat"].astype(np.int16), rows["cell"].astype(np.int64)))
+            total += len(columns[0])
+            levels = level_counts(*columns)
+            del columns  # level_counts frees the events' columns once it has packed them
+            for table, frame in levels:
+                copy_counts(conn, frame, table)
+        conn.execute("SELECT set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true)")
         conn.execute(
             "UPDATE rollup_state SET last_batch_id = (SELECT coalesce(max(id), 0) FROM ingest_batches), "
             "events = %s, refreshed_at = now()",
