@@ -210,11 +210,11 @@ def _rewriting(conn: psycopg.Connection) -> Iterator[None]:
 def refresh(conn: psycopg.Connection) -> int:
     """Rebuild the rollups from the events; return the number of events counted.
 
-    The events' (time, category, resolution-11 cell) come out in one binary COPY and are
-    counted by ``counts_of``, the definition ingest and the batch path use; the rows go back
-    with binary COPY, in key order. At 10M events PostgreSQL's own GROUP BYs took 70 s on 2
-    cores, this takes 25 s, and the client peaks at about 90 bytes per stored event (0.9 GB).
-    Beyond one machine's memory the batch path (``geo_monitor.batch.rollups``) counts month
+    Category by category, the events' (time, resolution-11 cell) come out in one binary COPY
+    and are counted by ``counts_of``, the definition ingest and the batch path use; the rows
+    go back with binary COPY. At 10M events PostgreSQL's own GROUP BYs took 70 s on 2 cores,
+    this takes about 25 s; the client holds one category's events at a time (about 90 bytes
+    each while they are counted). The batch path (``geo_monitor.batch.rollups``) counts month
     by month on a cluster.
     """
     with conn.transaction(), _rewriting(conn):
