@@ -306,8 +306,23 @@ def test_personal_columns_refuse_their_rows_and_nothing_of_them_is_stored(
 # --- duplicates and re-sent batches -----------------------------------------------------------
 
 
+@pytest.fixture(params=["probed", "bulk"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both ways a batch meets the stored events: probing the unique index per chunk, or a bulk
+    load (store.bulk_load) that finds the duplicates after writing; returns whether it is bulk."""
+    from geo_monitor.store import ingest as ingest_module
+
+    if request.param == "bulk":
+        monkeypatch.setattr(ingest_module, "REBUILD_SHARE", 0.0)
+    else:  # a file of unknown size is never a bulk load
+        monkeypatch.setattr(ingest_module, "estimate_rows", lambda path, fmt: None)
+    return request.param == "bulk"
+
+
+
 def test_duplicates_inside_a_file_are_skipped_and_counted(
     db_conn: psycopg.Connection, loaded_db: Settings, tmp_path: Path, request: pytest.FixtureRequest,
+    write_path: bool,
 ) -> None:
     rows = [event(external_id="a"), event("laumiere", external_id="b"), event(external_id="a"),
             event("gambetta", external_id="c"), event("laumiere", external_id="b")]
@@ -315,25 +330,30 @@ def test_duplicates_inside_a_file_are_skipped_and_counted(
     report = ingest(db_conn, loaded_db, write_csv(tmp_path / "dups.csv", rows), source_name(request))
 
     assert (report.accepted, report.duplicates_in_file, report.duplicates_in_store) == (3, 2, 0)
-    assert report.rejected == 0
+    assert report.rejected == 0 and report.bulk == write_path
     assert count_events(db_conn, source_name(request)) == 3
 
 
 def test_duplicates_across_chunks_of_one_file_count_as_in_file(
     db_conn: psycopg.Connection, loaded_db: Settings, tmp_path: Path, request: pytest.FixtureRequest,
+    write_path: bool,
 ) -> None:
     small_chunks = loaded_db.model_copy(update={"ingest_chunk_rows": 2})
     rows = [event(external_id="a"), event("laumiere", external_id="b"), event(external_id="c"),
             event(external_id="a"), event("laumiere", external_id="b"), event(external_id="d")]
 
-    report = ingest(db_conn, small_chunks, write_geojson(tmp_path / "dups.geojson", rows), source_name(request))
+    report = ingest(db_conn, small_chunks, write_csv(tmp_path / "dups.csv", rows), source_name(request))
 
     assert (report.accepted, report.duplicates_in_file, report.duplicates_in_store) == (4, 2, 0)
+    assert report.bulk == write_path
+    kept = db_conn.execute("SELECT count(*) FROM events WHERE batch_id = %s", (report.batch_id,)).fetchone()[0]
+    assert kept == 4
     assert count_events(db_conn, source_name(request)) == 4
 
 
 def test_duplicates_of_stored_events_are_skipped_and_counted(
     db_conn: psycopg.Connection, loaded_db: Settings, tmp_path: Path, request: pytest.FixtureRequest,
+    write_path: bool,
 ) -> None:
     source = source_name(request)
     first = [event(external_id="a"), event("laumiere", external_id="b"), event("gambetta", external_id="c")]
@@ -344,13 +364,16 @@ def test_duplicates_of_stored_events_are_skipped_and_counted(
     report = ingest(db_conn, loaded_db, write_csv(tmp_path / "second.csv", second), source)
 
     assert (report.accepted, report.duplicates_in_store, report.duplicates_in_file) == (1, 2, 1)
-    assert count_events(db_conn, source) == 4
+    assert count_events(db_conn, source) == 4 and report.bulk == write_path
+    first_batch = db_conn.execute(  # the stored copy is kept, not the new one
+        "SELECT count(*) FROM events WHERE batch_id = %s", (report.batch_id - 1,)).fetchone()[0]
+    assert first_batch == 3
 
 
 @pytest.mark.parametrize("with_external_id", [True, False], ids=["external-id", "no-external-id"])
 def test_a_resent_file_adds_nothing(
     db_conn: psycopg.Connection, loaded_db: Settings, tmp_path: Path, request: pytest.FixtureRequest,
-    with_external_id: bool,
+    with_external_id: bool, write_path: bool,
 ) -> None:
     source = source_name(request)
     rows = [event(place, category=category) for place in STATIONS for category in ("dealing", "aggression")]
@@ -364,7 +387,7 @@ def test_a_resent_file_adds_nothing(
     again = ingest(db_conn, loaded_db, path, source)
 
     assert first.accepted == len(rows) - 1
-    assert again.accepted == 0
+    assert again.accepted == 0 and again.bulk == write_path
     assert again.duplicates == again.duplicates_in_store == first.accepted
     assert again.rejected == 1
     assert count_events(db_conn, source) == first.accepted

@@ -247,11 +247,12 @@ def test_rollup_months_are_first_days_and_counts_positive(aconn: psycopg.Connect
     assert aconn.execute("SELECT count(*) FROM rollup_daily WHERE n <= 0").fetchone()[0] == 0
 
 
-@pytest.mark.parametrize("share, path", [(1e9, "merged"), (0.0, "rebuilt")])
+@pytest.mark.parametrize("share, path, bulk", [(1e9, "merged", False), (0.0, "rebuilt", False), (0.0, "rebuilt", True)])
 def test_a_batch_merges_or_rebuilds_and_the_rollups_equal_the_events(aconn: psycopg.Connection, rollup_db: Settings,
                                                                      monkeypatch: pytest.MonkeyPatch, share: float,
-                                                                     path: str) -> None:
-    """A batch large against the store rebuilds the rollups instead of merging: the same rows either way."""
+                                                                     path: str, bulk: bool) -> None:
+    """A batch large against the store rebuilds the rollups instead of merging (and, when its size
+    is known beforehand, is a bulk load): the same rows every way."""
     from geo_monitor.store import ingest
 
     monkeypatch.setattr(ingest, "REBUILD_SHARE", share)
@@ -259,8 +260,9 @@ def test_a_batch_merges_or_rebuilds_and_the_rollups_equal_the_events(aconn: psyc
                            "kind": "incident", "category": "dealing", "external_id": f"{path}-{day}"}
                           for day in range(1, 29)]).astype(str)
     frame["_record"] = np.arange(2, 2 + len(frame))
-    report = ingest_chunks(aconn, [frame], name=f"{path}.csv", fmt="csv", source=f"{SOURCE}-{path}", settings=rollup_db)
-    assert report.accepted == 28 and report.rollups == path
+    report = ingest_chunks(aconn, [frame], name=f"{path}.csv", fmt="csv", source=f"{SOURCE}-{path}-{bulk}",
+                           settings=rollup_db, expected_rows=len(frame) if bulk else None)
+    assert report.accepted == 28 and report.rollups == path and report.bulk == bulk
     assert ("rebuilt" in "\n".join(report.summary())) == (path == "rebuilt")
     last_batch, events, newest, stored = state(aconn)
     assert (last_batch, events) == (newest, stored)

@@ -131,9 +131,12 @@ def stored_hashes(conn: psycopg.Connection, source_id: int, hashes: np.ndarray, 
 
     One probe of the unique index per hash (a LATERAL look-up with LIMIT 1 cannot become a
     hash join over all stored events), with sequential and bitmap scans off: right after a
-    TRUNCATE the planner believes the table empty and would otherwise scan it per hash.
+    TRUNCATE the planner believes the table empty and would otherwise scan it per hash. The
+    probes go in the index's order, so they walk its pages once instead of at random: at 10M
+    events, 500,000 probes took 1.4 s instead of 3.3-4.3 s.
     """
-    blob = np.ascontiguousarray(hashes.astype(">u8")).tobytes()
+    order = np.lexsort((hashes[:, 1], hashes[:, 0]))  # bytea compares as big-endian bytes
+    blob = np.ascontiguousarray(hashes[order].astype(">u8")).tobytes()
     conn.execute("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)")
     rows = conn.execute(
         """SELECT h.i, m.same
@@ -147,5 +150,5 @@ def stored_hashes(conn: psycopg.Connection, source_id: int, hashes: np.ndarray, 
     earlier = np.zeros(len(hashes), dtype=bool)
     this_batch = np.zeros(len(hashes), dtype=bool)
     for i, same in rows:
-        (this_batch if same else earlier)[i] = True
+        (this_batch if same else earlier)[order[i]] = True
     return earlier, this_batch

@@ -24,10 +24,17 @@ import shapely
 
 from geo_monitor.errors import InputFileError, InvalidArgumentError
 from geo_monitor.settings import Settings, get_settings
-from geo_monitor.store import adapters, events, rollups
-from geo_monitor.store.readers import RECORD, detect_format, read_chunks
+from geo_monitor.store import adapters, bulk_load, events, rollups
+from geo_monitor.store.readers import RECORD, detect_format, estimate_rows, read_chunks
 from geo_monitor.store.reference import require_loaded, sha256_file
-from geo_monitor.store.validate import CANONICAL, Checked, Context, check_columns, validate
+from geo_monitor.store.validate import (
+    CANONICAL,
+    Checked,
+    Context,
+    Prepared,
+    check_columns,
+    validate,
+)
 from geo_monitor.store.vocabulary import category_ids
 
 INGEST_LOCK = (7171, 2)
@@ -49,6 +56,7 @@ class IngestReport:
     rejects_path: Path | None = None
     seconds: float = 0.0
     rollups: str = "merged"  # or "rebuilt": a batch large against the store rebuilds them (REBUILD_SHARE)
+    bulk: bool = False  # written without the events' secondary indexes, built again at the end (bulk_load)
 
     @property
     def rejected(self) -> int:
@@ -75,6 +83,8 @@ class IngestReport:
             lines.append(f"  {self.naive_times:,} valid rows gave times without a UTC offset: read as Europe/Paris")
         if self.rejects_path:
             lines.append(f"  rejected rows with their reasons: {self.rejects_path} (fix and send again)")
+        if self.bulk:
+            lines.append("  bulk load: the events' indexes were built again after the rows went in")
         if self.rollups == "rebuilt":
             lines.append("  rollups rebuilt from every stored event (a batch this large merges slower)")
         lines.append(f"  time       {self.seconds:>10.2f} s  ({rate:,.0f} rows/s)")
@@ -136,18 +146,22 @@ class _Rejects:
 # A batch that adds more than this share of the events already stored rebuilds the rollups
 # instead of merging its counts into them: at 10M events, merging 5M took 89 s (staging and
 # INSERT ... ON CONFLICT of ~20 M daily rows), rebuilding all 10M about 30 s (bench/growth.py).
-# Rebuilding empties the rollups until the batch commits, so readers wait for it; everyday
-# batches are small and merge.
+# When the file says beforehand that it is that large (``expected_rows``), it is also a bulk
+# load (store.bulk_load): its rows go in without the events' secondary indexes. Both hold the
+# tables until the batch commits, so readers wait for it; everyday batches are small and merge.
 REBUILD_SHARE = 0.25
 
 
 def ingest_chunks(conn: psycopg.Connection, chunks: Iterable[pd.DataFrame], *, name: str, fmt: str,
                   file_sha256: str | None = None, source: str | None = None, crs: str | None = None,
                   actor: str = "cli", rejects_path: Path | None = None, settings: Settings | None = None,
-                  team: str | None = None, progress: Callable[[int], None] | None = None) -> IngestReport:
+                  team: str | None = None, progress: Callable[[int], None] | None = None,
+                  expected_rows: int | None = None) -> IngestReport:
     """Validate and store chunks of raw records as one batch, in one transaction.
 
     New sources are owned by ``team``; sending into another team's source is refused.
+    ``expected_rows`` (about how many records the chunks hold, if known) chooses a bulk load
+    for a batch large against the store; the result is the same either way.
     """
     settings = settings or get_settings()
     started = time.perf_counter()
@@ -166,14 +180,21 @@ def ingest_chunks(conn: psycopg.Connection, chunks: Iterable[pd.DataFrame], *, n
             ).fetchone()[0]
             report = IngestReport(batch_id=batch_id, name=name, format=fmt)
             merge_up_to = REBUILD_SHARE * conn.execute("SELECT events FROM rollup_state").fetchone()[0]
+            report.bulk = expected_rows is not None and expected_rows > merge_up_to
+            indexes = bulk_load.begin(conn) if report.bulk else []
             for received, checked in _validated(chunks, ctx, name, crs):
                 report.received += received
-                counts = _store_chunk(conn, checked, ctx, report, rejects)
-                if report.accepted <= merge_up_to:  # past it, the rollups are rebuilt: staging is wasted
-                    rollups.stage(conn, counts)
+                written = _store_chunk(conn, checked, ctx, report, rejects, probe=not report.bulk)
+                if not report.bulk and report.accepted <= merge_up_to:  # else rebuilt: staging is wasted
+                    rollups.stage(conn, rollups.batch_counts(written))
                 if progress:
                     progress(report.received)
-            if report.accepted <= merge_up_to:
+            if report.bulk:
+                in_file, in_store = bulk_load.finish(conn, indexes, batch_id)
+                report.duplicates_in_file += in_file
+                report.duplicates_in_store += in_store
+                report.accepted -= in_file + in_store
+            if report.accepted <= merge_up_to and not report.bulk:
                 rollups.add_batch(conn, batch_id)
             else:
                 rollups.refresh(conn)
@@ -228,17 +249,18 @@ def _validated(chunks: Iterable[pd.DataFrame], ctx: Context, name: str,
 
 
 def _store_chunk(conn: psycopg.Connection, checked: Checked, ctx: Context, report: IngestReport,
-                 rejects: _Rejects) -> pd.DataFrame:
-    """Count and keep the refusals of a validated chunk, skip duplicates, COPY the rest.
+                 rejects: _Rejects, *, probe: bool = True) -> Prepared:
+    """Count and keep the refusals of a validated chunk, skip duplicates, COPY the rest; return what was written.
 
-    Returns the rollup counts of the rows written.
+    Duplicates inside the chunk are always skipped here; those of earlier chunks and batches
+    are found by probing the unique index (``probe``), or by ``bulk_load.finish`` at the end.
     """
     report.rejected_by_reason.update(checked.rejects["_reason"])
     rejects.add(checked.rejects)
     report.naive_times += checked.naive_times
     prepared = checked.prepared
     if not len(prepared):
-        return rollups.batch_counts(prepared)
+        return prepared
     names = sorted(set(prepared.source_id))
     missing_names = [n for n in names if ctx.source_ids.get(n, -1) < 0]
     if missing_names:
@@ -247,7 +269,7 @@ def _store_chunk(conn: psycopg.Connection, checked: Checked, ctx: Context, repor
     hashes = prepared.external_hash
     dup_file = pd.DataFrame({"s": source_array, "a": hashes[:, 0], "b": hashes[:, 1]}).duplicated().to_numpy().copy()
     dup_store = np.zeros(len(prepared), dtype=bool)
-    for sid in np.unique(source_array):
+    for sid in np.unique(source_array) if probe else ():
         rows = np.flatnonzero(source_array == sid)
         earlier, this_batch = events.stored_hashes(conn, int(sid), hashes[rows], report.batch_id)
         dup_store[rows[earlier]] = True
@@ -263,7 +285,7 @@ def _store_chunk(conn: psycopg.Connection, checked: Checked, ctx: Context, repor
     if len(written):
         events.write_events(conn, events.copy_buffer(written, source_array[keep], report.batch_id))
         report.accepted += len(written)
-    return rollups.batch_counts(written)
+    return written
 
 
 def ingest_file(conn: psycopg.Connection, path: Path, *, fmt: str | None = None, adapter: str | None = None,
@@ -285,4 +307,5 @@ def ingest_file(conn: psycopg.Connection, path: Path, *, fmt: str | None = None,
         source = source or adapter  # the adapter leaves the source to the caller
     return ingest_chunks(conn, chunks, name=name or path.name, fmt=fmt if not adapter else f"{fmt}/{adapter}",
                          file_sha256=sha256_file(path), source=source, crs=crs, actor=actor,
-                         rejects_path=rejects_path, settings=settings, team=team, progress=progress)
+                         rejects_path=rejects_path, settings=settings, team=team, progress=progress,
+                         expected_rows=estimate_rows(path, fmt))

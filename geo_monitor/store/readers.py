@@ -75,6 +75,26 @@ def read_chunks(path: Path, fmt: str, chunk_rows: int) -> Iterator[pd.DataFrame]
         raise InputFileError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
+def estimate_rows(path: Path, fmt: str) -> int | None:
+    """Return about how many records the file holds (None when that would cost a read).
+
+    Only chooses how ingest writes (``ingest.REBUILD_SHARE``), never what it keeps: Parquet
+    says it in its footer; a CSV's lines are counted (a quoted line break counts twice).
+    """
+    try:
+        if fmt == "parquet":
+            return pq.ParquetFile(path).metadata.num_rows
+        if fmt == "csv":
+            lines = 0
+            with open(path, "rb") as handle:
+                while block := handle.read(1 << 24):
+                    lines += block.count(b"\n")
+            return max(lines - 1, 0)
+    except (pa.ArrowInvalid, OSError):
+        return None  # the read itself says what is wrong with the file
+    return None
+
+
 def _read_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     check_utf8(path)
     with open(path, encoding="utf-8-sig", newline="") as handle:
