@@ -158,6 +158,20 @@ def test_refused_attempts_are_audited_with_actor_and_parameters(client, headers,
     assert sql("SELECT count(*) FROM audit_log")[0][0] == before
 
 
+def test_an_audited_value_that_reads_as_sql_is_stored_as_it_came(client, headers, sql) -> None:
+    """The audit line and its COMMIT go as one message with the values bound client-side: quotes,
+    backslashes, semicolons and a statement in a caller's parameters stay data."""
+    evil = "x'); DELETE FROM audit_log; COMMIT; --\\ \\'' \u00e9 $$ $q$ E'\\x00'"
+    before = sql("SELECT count(*) FROM audit_log")[0][0]
+    client.get("/hexagons", params={**SAMPLE, "note": evil}, headers={"Authorization": "Bearer gm_not-a-real-token"})
+    (_, role, _, action, params, status), = last_audit(sql)
+    assert (role, action, status) == ("public", "refused", 401)
+    assert params["query"]["note"] == evil[:200]
+    assert sql("SELECT count(*) FROM audit_log")[0][0] == before + 1
+    answer = client.get("/hexagons", params={**SAMPLE, "resolution": 7}, headers=headers["planner"])
+    assert answer.status_code == 200 and last_audit(sql)[0][3] == "hexagons"
+
+
 def test_reads_of_tokens_audit_log_and_zones_are_audited(client, headers, sql) -> None:
     client.get("/tokens", headers=headers["admin"])
     assert last_audit(sql)[0][3] == "tokens.list"
