@@ -105,7 +105,7 @@ def _authenticate(conn: psycopg.Connection, token: str) -> tuple[Principal | Non
     """
     key = token_hash(token)
     row = conn.execute(_AUTHENTICATE, {"token_hash": key}).fetchone() if key else None
-    principal = principal_of(row[-3:]) if row else None
+    principal = principal_of(row[-3:]) if row else None  # TOKEN_QUERY's id, role, team come last
     if principal is None:
         conn.rollback()  # here, in the worker thread, not on the event loop
         return None, None

@@ -113,7 +113,7 @@ def _lock(conn: psycopg.Connection) -> None:
                 conn.execute(f"LOCK TABLE {', '.join(LOCKED)} IN ACCESS EXCLUSIVE MODE")
             conn.execute("SET LOCAL lock_timeout TO DEFAULT")
             return
-        except psycopg.errors.LockNotAvailable as exc:
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected) as exc:  # a shorter deadlock_timeout
             if time.monotonic() > deadline:
                 raise GeoMonitorError(
                     f"the store stayed busy for {_LOCK_PATIENCE_S:.0f} s: a bulk load needs the events to "
