@@ -277,11 +277,8 @@ def _store_chunk(conn: psycopg.Connection, checked: Checked, ctx: Context, repor
     dup_file &= ~dup_store
     report.duplicates_in_file += int(dup_file.sum())
     report.duplicates_in_store += int(dup_store.sum())
-    keep = np.flatnonzero(~(dup_file | dup_store))
-    # In (category, time) order, so the rows land next to each other in events_category_time_idx
-    # (and in the table) instead of at random places of a large index.
-    keep = keep[np.lexsort((prepared.occurred_us[keep], prepared.category_id[keep]))]
-    written = prepared.take(keep)
+    keep = ~(dup_file | dup_store)
+    written = prepared.take(keep)  # copy_buffer writes them in (category, time) order
     if len(written):
         events.write_events(conn, events.copy_buffer(written, source_array[keep], report.batch_id))
         report.accepted += len(written)
