@@ -6,7 +6,8 @@ million rows costs milliseconds and the server parses no text.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import struct
+from collections.abc import Sequence
 
 import numpy as np
 import psycopg
@@ -26,25 +27,65 @@ EWKB_POINT_SRID = 0x20000001  # little-endian EWKB point with an SRID
 _COPY_BLOCK = 1 << 25  # bytes of COPY data parsed at a time
 
 
-def copy_out(conn: psycopg.Connection, statement: str, row: np.dtype,
-             keep: Callable[[np.ndarray], tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
-    """Run a binary ``COPY ... TO STDOUT`` of fixed-width rows and return ``keep``'s columns, concatenated.
+def copy_groups(conn: psycopg.Connection, query: str, keys: Sequence[str],
+                elements: Sequence[str]) -> tuple[np.ndarray, ...]:
+    """Run ``query``, whose rows are groups, and return its columns element by element.
 
-    ``row`` is the tuple layout (no NULLs); ``keep`` turns a block of rows into the columns
-    wanted, so the client holds those columns, never the whole COPY stream.
+    Each row holds fixed-width ``keys`` (numpy dtypes of the binary values, e.g. ``">i2"``),
+    then one-dimensional arrays (``array_agg``) of one length, of the ``elements`` dtypes. The
+    result is each key repeated over its group's elements, then the arrays concatenated, as
+    native numpy arrays. A binary COPY sends one message per row, and psycopg spends about a
+    microsecond on each: at 10M events, reading (time, category, cell) rows took the client 13 s
+    while the server sent them in 6. Grouped on the server, they come in a few thousand messages.
     """
-    parts, buffer, skip = [], bytearray(), len(SIGNATURE)  # the header is SIGNATURE
-    with conn.cursor() as cur, cur.copy(statement) as copy:
+    key_formats = [">" + np.dtype(k).char for k in keys]
+    element_rows = [np.dtype([("length", ">i4"), ("value", e)]) for e in elements]
+    found: list[list[np.ndarray]] = [[] for _ in (*keys, *elements)]
+    buffer, start = bytearray(), len(SIGNATURE)
+
+    def take_rows() -> int:
+        """Parse the complete rows at the buffer's start; return where the first incomplete one begins."""
+        pos = start
+        while pos + 2 <= len(buffer):
+            (fields,) = struct.unpack_from(">h", buffer, pos)
+            if fields == -1:  # the trailer
+                return len(buffer)
+            starts, cursor = [], pos + 2  # where each field's value starts in the buffer
+            for _ in range(fields):
+                if cursor + 4 > len(buffer):
+                    return pos
+                (size,) = struct.unpack_from(">i", buffer, cursor)
+                if size < 0:
+                    raise ValueError(f"copy_groups: a NULL in {query[:80]!r}")
+                starts.append(cursor + 4 - pos)
+                cursor += 4 + size
+            if cursor > len(buffer):
+                return pos
+            row = bytes(buffer[pos:cursor])
+            length = 0
+            for i, at in enumerate(starts[len(keys):], start=len(keys)):
+                (ndim,) = struct.unpack_from(">i", row, at)
+                n = struct.unpack_from(">i", row, at + 12)[0] if ndim else 0  # one dimension: its length
+                if i > len(keys) and n != length:
+                    raise ValueError(f"copy_groups: arrays of {length} and {n} elements in one row")
+                length = n
+                values = np.frombuffer(row, element_rows[i - len(keys)], count=n, offset=at + 20)["value"]
+                found[i].append(values.astype(values.dtype.newbyteorder("=")))
+            for i, at in enumerate(starts[:len(keys)]):
+                (value,) = struct.unpack_from(key_formats[i], row, at)
+                found[i].append(np.full(length, value, dtype=np.dtype(keys[i]).newbyteorder("=")))
+            pos = cursor
+        return pos
+
+    with conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)") as copy:
         for block in copy:
             buffer += block
-            if len(buffer) - skip >= _COPY_BLOCK:
-                rows = (len(buffer) - skip) // row.itemsize
-                parts.append(keep(np.frombuffer(bytes(buffer[skip:skip + rows * row.itemsize]), row)))
-                del buffer[:skip + rows * row.itemsize]
-                skip = 0
-    rows = (len(buffer) - skip - len(TRAILER)) // row.itemsize
-    parts.append(keep(np.frombuffer(bytes(buffer[skip:skip + rows * row.itemsize]), row)))
-    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+            if len(buffer) >= _COPY_BLOCK:
+                del buffer[:take_rows()]
+                start = 0
+    take_rows()
+    return tuple(np.concatenate(parts) if parts else np.zeros(0, np.dtype(t).newbyteorder("="))
+                 for parts, t in zip(found, (*keys, *elements), strict=True))
 
 
 def _row_dtype(with_end: bool) -> np.dtype:

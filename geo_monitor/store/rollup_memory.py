@@ -2,8 +2,8 @@
 
 A count is a sum over rollup rows (``store.rollups``). At 10M events a two-year window at
 resolution 11 sums some 600,000 of them: hundreds of milliseconds in PostgreSQL, a few in numpy.
-Each process keeps, per resolution, both rollups in their primary key's order (category,
-period, cell), read with one binary COPY, for one state of the rollups (``rollup_state``:
+Each process keeps, per resolution, both rollups ordered by category and period, read with
+one binary COPY of a (category, period)'s cells per row, for one state of the rollups (``rollup_state``:
 every ingest, rebuild or replacement changes it). A count first reads that state (one small
 query, which also rebuilds stale rollups as ``ensure_fresh`` does); a level read for another
 state is read again. A level whose rows would pass the memory budget (``count_memory_mb``,
@@ -23,8 +23,6 @@ import psycopg
 from geo_monitor.grid import ensure_population
 from geo_monitor.store import events, rollups
 
-_ROW = np.dtype([("nfields", ">i2"), ("l_cat", ">i4"), ("cat", ">i2"), ("l_period", ">i4"), ("period", ">i4"),
-                 ("l_cell", ">i4"), ("cell", ">i8"), ("l_n", ">i4"), ("n", ">i4")])
 _DAY_2000 = date(2000, 1, 1)  # PostgreSQL's dates count days from here
 _BYTES_PER_ROW = 12  # period, cell code, n (int32 each)
 _STATE = ("SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), last_batch_id, events, "
@@ -34,7 +32,7 @@ _STATE = ("SELECT (SELECT oid FROM pg_database WHERE datname = current_database(
 
 @dataclass(frozen=True)
 class _Table:
-    """One rollup at one resolution: rows in key order, each category's rows a contiguous run."""
+    """One rollup at one resolution: rows by category and period, each category's rows a contiguous run."""
 
     periods: np.ndarray  # int32 days since 2000-01-01
     codes: np.ndarray  # int32 index of the row's cell in the level's cells
@@ -102,13 +100,15 @@ def _days(day: date) -> int:
 
 
 def _read_table(conn: psycopg.Connection, table: str, resolution: int) -> tuple[np.ndarray, ...]:
-    """Return (categories, periods, cells, n) of one rollup at one resolution, in key order."""
+    """Return (categories, periods, cells, n) of one rollup at one resolution, by category and period.
+
+    A (category, period)'s cells come as one array (``events.copy_groups``), in no set order.
+    """
     period = rollups.TABLES[table]
-    statement = (f"COPY (SELECT category_id, {period}, cell, n FROM {table} WHERE resolution = {int(resolution)} "
-                 f"ORDER BY category_id, {period}, cell) TO STDOUT (FORMAT BINARY)")
-    return events.copy_out(conn, statement, _ROW, lambda rows: (
-        rows["cat"].astype(np.int16), rows["period"].astype(np.int32), rows["cell"].astype(np.int64),
-        rows["n"].astype(np.int32)))
+    return events.copy_groups(
+        conn, f"SELECT category_id, {period}, array_agg(cell), array_agg(n) FROM {table} "
+        f"WHERE resolution = {int(resolution)} GROUP BY category_id, {period} ORDER BY category_id, {period}",
+        keys=(">i2", ">i4"), elements=(">i8", ">i4"))
 
 
 def _level_rows(conn: psycopg.Connection, resolution: int) -> int:

@@ -40,8 +40,6 @@ _DELTA_ROW = np.dtype([("nfields", ">i2"), ("l_res", ">i4"), ("res", ">i2"), ("l
                        ("l_cat", ">i4"), ("cat", ">i2"), ("l_cell", ">i4"), ("cell", ">i8"), ("l_n", ">i4"), ("n", ">i4")])
 _DAY_2000 = np.datetime64("2000-01-01", "D")  # PostgreSQL dates count days from here
 _COPY_ROWS = 1 << 20
-_EVENT_ROW = np.dtype([("nfields", ">i2"), ("l_at", ">i4"), ("at", ">i8"), ("l_cat", ">i4"), ("cat", ">i2"),
-                       ("l_cell", ">i4"), ("cell", ">i8")])  # occurred_at (microseconds from 2000), category_id, h3_r11
 
 
 def batch_counts(prepared: Prepared) -> dict[str, pd.DataFrame]:
@@ -207,32 +205,41 @@ def _rewriting(conn: psycopg.Connection) -> Iterator[None]:
     conn.execute("ANALYZE rollup_daily, rollup_monthly")  # new tables: the planner needs their statistics
 
 
+def _set_local(conn: psycopg.Connection, settings: dict[str, str]) -> dict[str, str]:
+    """Set settings for the rest of the transaction; return their values before, to set them back."""
+    names = list(settings)
+    row = conn.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names).fetchone()
+    conn.execute("SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(names)),
+                 [v for name in names for v in (name, settings[name])])
+    return dict(zip(names, row, strict=True))
+
+
 def refresh(conn: psycopg.Connection) -> int:
     """Rebuild the rollups from the events; return the number of events counted.
 
-    Category by category, the events' (time, resolution-11 cell) come out in one binary COPY
-    and are counted by ``counts_of``, the definition ingest and the batch path use; the rows
-    go back with binary COPY. At 10M events PostgreSQL's own GROUP BYs took 70 s on 2 cores,
-    this takes about 25 s; the client holds one category's events at a time (about 90 bytes
-    each while they are counted). The batch path (``geo_monitor.batch.rollups``) counts month
-    by month on a cluster.
+    Category by category, the server sends each Paris day's resolution-11 cells
+    (``events.copy_groups``: one array per day) and ``level_counts``, the definition ingest
+    and the batch path use, counts them; the rows go back with binary COPY. At 10M events
+    PostgreSQL's own GROUP BYs took 70 s on 2 cores; the client holds one category's events at
+    a time (about 90 bytes each while they are counted). The batch path
+    (``geo_monitor.batch.rollups``) counts month by month on a cluster.
     """
     with conn.transaction(), _rewriting(conn):
         # One category at a time (every key starts with it), read from its index: the client
         # holds one category's events, not the store's.
-        conn.execute("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)")
+        settings = {"enable_seqscan": "off", "enable_bitmapscan": "off", "jit": "off", "work_mem": "256MB"}
+        before = _set_local(conn, settings)
         total = 0
         for (category,) in conn.execute("SELECT id FROM categories ORDER BY id").fetchall():
-            columns = events.copy_out(
-                conn, f"COPY (SELECT occurred_at, category_id, h3_r11 FROM events WHERE category_id = {int(category)}) "
-                "TO STDOUT (FORMAT BINARY)", _EVENT_ROW,
-                lambda rows: (paris_days(rows["at"]), rows["cat"].astype(np.int16), rows["cell"].astype(np.int64)))
-            total += len(columns[0])
-            levels = level_counts(*columns)
-            del columns  # level_counts frees the events' columns once it has packed them
+            days, cells = events.copy_groups(
+                conn, f"SELECT (occurred_at AT TIME ZONE '{LOCAL_TZ}')::date, array_agg(h3_r11) FROM events "
+                f"WHERE category_id = {int(category)} GROUP BY 1", keys=(">i4",), elements=(">i8",))
+            total += len(cells)
+            levels = level_counts(days, np.full(len(cells), category, dtype=np.int16), cells)
+            del days, cells  # level_counts frees the events' columns once it has packed them
             for table, frame in levels:
                 copy_counts(conn, frame, table)
-        conn.execute("SELECT set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true)")
+        _set_local(conn, before)
         conn.execute(
             "UPDATE rollup_state SET last_batch_id = (SELECT coalesce(max(id), 0) FROM ingest_batches), "
             "events = %s, refreshed_at = now()",
