@@ -23,6 +23,8 @@ import psycopg
 from geo_monitor.grid import ensure_population
 from geo_monitor.store import events, rollups
 
+# The keys start with the category: naming them all makes a resolution's rows a range per category.
+_EVERY_CATEGORY = "category_id = ANY(ARRAY(SELECT id FROM categories))"
 _DAY_2000 = date(2000, 1, 1)  # PostgreSQL's dates count days from here
 _BYTES_PER_ROW = 12  # period, cell code, n (int32 each)
 _STATE = ("SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), last_batch_id, events, "
@@ -107,12 +109,14 @@ def _read_table(conn: psycopg.Connection, table: str, resolution: int) -> tuple[
     period = rollups.TABLES[table]
     return events.copy_groups(
         conn, f"SELECT category_id, {period}, array_agg(cell), array_agg(n) FROM {table} "
-        f"WHERE resolution = {int(resolution)} GROUP BY category_id, {period} ORDER BY category_id, {period}",
+        f"WHERE {_EVERY_CATEGORY} AND resolution = {int(resolution)} "
+        f"GROUP BY category_id, {period} ORDER BY category_id, {period}",
         keys=(">i2", ">i4"), elements=(">i8", ">i4"))
 
 
 def _level_rows(conn: psycopg.Connection, resolution: int) -> int:
-    return sum(conn.execute(f"SELECT count(*) FROM {table} WHERE resolution = %s", (resolution,)).fetchone()[0]
+    return sum(conn.execute(f"SELECT count(*) FROM {table} WHERE {_EVERY_CATEGORY} AND resolution = %s",
+                            (resolution,)).fetchone()[0]
                for table in rollups.TABLES)
 
 
