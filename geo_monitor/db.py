@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -27,6 +29,22 @@ SESSION_OPTIONS = "-c jit=off"
 def session_kwargs(url: str) -> dict:
     """Return the connection options every geo_monitor session uses, unless the URL sets its own."""
     return {} if "options" in conninfo_to_dict(url) else {"options": SESSION_OPTIONS}
+
+
+@contextmanager
+def local_settings(conn: psycopg.Connection, settings: dict[str, str]) -> Iterator[None]:
+    """Change PostgreSQL settings for a block of the current transaction, then put them back.
+
+    ``set_config(..., true)`` lasts until the transaction ends, and a step of a longer one (a
+    rollup rebuild inside an ingest) must not hand its settings to the steps after it. If the
+    block fails, the transaction (or its savepoint) rolls back, and the settings with it.
+    """
+    names = list(settings)
+    before = conn.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names).fetchone()
+    assign = "SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(names))
+    conn.execute(assign, [v for name in names for v in (name, settings[name])])
+    yield
+    conn.execute(assign, [v for name, value in zip(names, before, strict=True) for v in (name, value)])
 
 
 def connect(settings: Settings | None = None, **kwargs) -> psycopg.Connection:

@@ -147,3 +147,20 @@ def test_drop_database_removes_it(settings_factory: Callable[..., Settings]) -> 
         assert _database_exists(doomed, server)
         db.drop_database(doomed)
         assert not _database_exists(doomed, server)
+
+
+def test_local_settings_last_for_their_block_only(conn: psycopg.Connection) -> None:
+    def work_mem() -> str:
+        return conn.execute("SELECT current_setting('work_mem')").fetchone()[0]
+
+    with conn.transaction():
+        conn.execute("SET LOCAL work_mem = '8MB'")  # a caller's own setting, which the block must give back
+        with db.local_settings(conn, {"work_mem": "64MB", "enable_seqscan": "off"}):
+            assert work_mem() == "64MB"
+            assert conn.execute("SELECT current_setting('enable_seqscan')").fetchone()[0] == "off"
+        assert work_mem() == "8MB"
+        assert conn.execute("SELECT current_setting('enable_seqscan')").fetchone()[0] == "on"
+        with pytest.raises(psycopg.errors.DivisionByZero), conn.transaction(), \
+                db.local_settings(conn, {"work_mem": "64MB"}):
+            conn.execute("SELECT 1 / 0")
+        assert work_mem() == "8MB"  # the failed block's savepoint took its setting back with it

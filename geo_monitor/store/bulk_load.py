@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from geo_monitor import db
 from geo_monitor.errors import GeoMonitorError
 
 LOCKED = ("events", "rollup_daily", "rollup_monthly")
@@ -60,17 +61,16 @@ def finish(conn: psycopg.Connection, indexes: list[_Index], batch_id: int) -> tu
     nothing beyond building them. A duplicate keeps the row stored by an earlier batch, or
     else the batch's first row, exactly as the probes of a small batch decide.
     """
-    conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
     unique = [index for index in indexes if index.constraint]
     in_file = in_store = 0
-    try:
-        with conn.transaction():
+    with db.local_settings(conn, {"maintenance_work_mem": "512MB"}):
+        try:
+            with conn.transaction():
+                _build(conn, unique)
+        except psycopg.errors.UniqueViolation:
+            in_file, in_store = _drop_duplicates(conn, batch_id)
             _build(conn, unique)
-    except psycopg.errors.UniqueViolation:
-        in_file, in_store = _drop_duplicates(conn, batch_id)
-        _build(conn, unique)
-    _build(conn, [index for index in indexes if not index.constraint])
-    conn.execute("SET LOCAL maintenance_work_mem TO DEFAULT")
+        _build(conn, [index for index in indexes if not index.constraint])
     return in_file, in_store
 
 
@@ -84,21 +84,20 @@ def _build(conn: psycopg.Connection, indexes: list[_Index]) -> None:
 
 def _drop_duplicates(conn: psycopg.Connection, batch_id: int) -> tuple[int, int]:
     """Delete every row of the batch whose (source, external hash) another kept row has."""
-    conn.execute("SET LOCAL work_mem = '256MB'")
-    rows = conn.execute(
-        """WITH repeated AS (
-               SELECT source_id, external_hash FROM events GROUP BY source_id, external_hash HAVING count(*) > 1
-           ), ranked AS (
-               SELECT e.id, bool_or(e.batch_id <> %(batch)s) OVER same AS stored_before,
-                      row_number() OVER (same ORDER BY e.batch_id = %(batch)s, e.id) AS rank
-               FROM events e JOIN repeated USING (source_id, external_hash)
-               WINDOW same AS (PARTITION BY e.source_id, e.external_hash)
-           )
-           DELETE FROM events USING ranked WHERE events.id = ranked.id AND ranked.rank > 1
-           RETURNING ranked.stored_before""",
-        {"batch": batch_id},
-    ).fetchall()
-    conn.execute("SET LOCAL work_mem TO DEFAULT")
+    with db.local_settings(conn, {"work_mem": "256MB"}):
+        rows = conn.execute(
+            """WITH repeated AS (
+                   SELECT source_id, external_hash FROM events GROUP BY source_id, external_hash HAVING count(*) > 1
+               ), ranked AS (
+                   SELECT e.id, bool_or(e.batch_id <> %(batch)s) OVER same AS stored_before,
+                          row_number() OVER (same ORDER BY e.batch_id = %(batch)s, e.id) AS rank
+                   FROM events e JOIN repeated USING (source_id, external_hash)
+                   WINDOW same AS (PARTITION BY e.source_id, e.external_hash)
+               )
+               DELETE FROM events USING ranked WHERE events.id = ranked.id AND ranked.rank > 1
+               RETURNING ranked.stored_before""",
+            {"batch": batch_id},
+        ).fetchall()
     in_store = sum(1 for (stored_before,) in rows if stored_before)
     return len(rows) - in_store, in_store
 

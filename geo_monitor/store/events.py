@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import psycopg
 
+from geo_monitor import db
 from geo_monitor.errors import AccessDeniedError
 from geo_monitor.store.validate import Prepared
 
@@ -178,16 +179,15 @@ def stored_hashes(conn: psycopg.Connection, source_id: int, hashes: np.ndarray, 
     """
     order = np.lexsort((hashes[:, 1], hashes[:, 0]))  # bytea compares as big-endian bytes
     blob = np.ascontiguousarray(hashes[order].astype(">u8")).tobytes()
-    conn.execute("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)")
-    rows = conn.execute(
-        """SELECT h.i, m.same
-           FROM (SELECT i, substring(%(blob)s::bytea FROM i * 16 + 1 FOR 16) AS hash
-                 FROM generate_series(0, %(n)s - 1) AS i) AS h
-           CROSS JOIN LATERAL (SELECT e.batch_id = %(batch)s AS same FROM events e
-                               WHERE e.source_id = %(source)s AND e.external_hash = h.hash LIMIT 1) AS m""",
-        {"blob": blob, "n": len(hashes), "source": source_id, "batch": batch_id},
-    ).fetchall()
-    conn.execute("SELECT set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true)")
+    with db.local_settings(conn, {"enable_seqscan": "off", "enable_bitmapscan": "off"}):
+        rows = conn.execute(
+            """SELECT h.i, m.same
+               FROM (SELECT i, substring(%(blob)s::bytea FROM i * 16 + 1 FOR 16) AS hash
+                     FROM generate_series(0, %(n)s - 1) AS i) AS h
+               CROSS JOIN LATERAL (SELECT e.batch_id = %(batch)s AS same FROM events e
+                                   WHERE e.source_id = %(source)s AND e.external_hash = h.hash LIMIT 1) AS m""",
+            {"blob": blob, "n": len(hashes), "source": source_id, "batch": batch_id},
+        ).fetchall()
     earlier = np.zeros(len(hashes), dtype=bool)
     this_batch = np.zeros(len(hashes), dtype=bool)
     for i, same in rows:

@@ -27,6 +27,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
+from geo_monitor import db
 from geo_monitor.calendar import LOCAL_TZ
 from geo_monitor.hexagons import cells_to_parents
 from geo_monitor.store import events
@@ -196,24 +197,15 @@ def _rewriting(conn: psycopg.Connection) -> Iterator[None]:
     went in at 70,000 rows/s with the keys in place).
     """
     conn.execute("LOCK TABLE rollup_daily, rollup_monthly IN EXCLUSIVE MODE")
-    conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
     conn.execute("TRUNCATE rollup_daily, rollup_monthly")
     for table in TABLES:
         conn.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
     yield
-    for table, period in TABLES.items():
-        conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey "
-                     f"PRIMARY KEY (category_id, resolution, {period}, cell) INCLUDE (n)")  # as migration 014
+    with db.local_settings(conn, {"maintenance_work_mem": "512MB"}):
+        for table, period in TABLES.items():
+            conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey "
+                         f"PRIMARY KEY (category_id, resolution, {period}, cell) INCLUDE (n)")  # as migration 014
     conn.execute("ANALYZE rollup_daily, rollup_monthly")  # new tables: the planner needs their statistics
-
-
-def _set_local(conn: psycopg.Connection, settings: dict[str, str]) -> dict[str, str]:
-    """Set settings for the rest of the transaction; return their values before, to set them back."""
-    names = list(settings)
-    row = conn.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names).fetchone()
-    conn.execute("SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(names)),
-                 [v for name in names for v in (name, settings[name])])
-    return dict(zip(names, row, strict=True))
 
 
 def refresh(conn: psycopg.Connection) -> int:
@@ -230,19 +222,18 @@ def refresh(conn: psycopg.Connection) -> int:
     with conn.transaction(), _rewriting(conn):
         # One category at a time (every key starts with it), read from its index: the client
         # holds one category's events, not the store's.
-        settings = {"enable_seqscan": "off", "enable_bitmapscan": "off", "jit": "off", "work_mem": "256MB"}
-        before = _set_local(conn, settings)
         total = 0
-        for (category,) in conn.execute("SELECT id FROM categories ORDER BY id").fetchall():
-            days, cells = events.copy_groups(
-                conn, f"SELECT (occurred_at AT TIME ZONE '{LOCAL_TZ}')::date, array_agg(h3_r11) FROM events "
-                f"WHERE category_id = {int(category)} GROUP BY 1", keys=(">i4",), elements=(">i8",))
-            total += len(cells)
-            levels = level_counts(days, np.full(len(cells), category, dtype=np.int16), cells)
-            del days, cells  # level_counts frees the events' columns once it has packed them
-            for table, frame in levels:
-                copy_counts(conn, frame, table)
-        _set_local(conn, before)
+        read_by_category = {"enable_seqscan": "off", "enable_bitmapscan": "off", "jit": "off", "work_mem": "256MB"}
+        with db.local_settings(conn, read_by_category):
+            for (category,) in conn.execute("SELECT id FROM categories ORDER BY id").fetchall():
+                days, cells = events.copy_groups(
+                    conn, f"SELECT (occurred_at AT TIME ZONE '{LOCAL_TZ}')::date, array_agg(h3_r11) FROM events "
+                    f"WHERE category_id = {int(category)} GROUP BY 1", keys=(">i4",), elements=(">i8",))
+                total += len(cells)
+                levels = level_counts(days, np.full(len(cells), category, dtype=np.int16), cells)
+                del days, cells  # level_counts frees the events' columns once it has packed them
+                for table, frame in levels:
+                    copy_counts(conn, frame, table)
         conn.execute(
             "UPDATE rollup_state SET last_batch_id = (SELECT coalesce(max(id), 0) FROM ingest_batches), "
             "events = %s, refreshed_at = now()",
