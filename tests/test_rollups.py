@@ -270,26 +270,28 @@ def test_a_batch_merges_or_rebuilds_and_the_rollups_equal_the_events(aconn: psyc
         assert stored_rollup(aconn, table) == expected_rollup(aconn, table)
 
 
-GROUPED = """SELECT (g %% 3)::int2 AS k, (g %% 5)::int4 AS day, array_agg(g::int8 * 1000003), array_agg((g * 2)::int4)
-             FROM generate_series(1, %s) AS g GROUP BY 1, 2"""
+GROUPED = """SELECT (g %% 3)::int2 AS k, (g %% 5)::int4 AS day, string_agg(int8send(g::int8 * 1000003), ''),
+                    string_agg(int4send((g * 2)::int4), '') FROM generate_series(1, %s) AS g GROUP BY 1, 2"""
 
 
 @pytest.mark.parametrize("block", [events._COPY_BLOCK, 7])  # whole, and rows split across reads
 def test_grouped_copy_gives_every_element_with_its_keys(conn: psycopg.Connection, block: int,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(events, "_COPY_BLOCK", block)
-    k, day, big, twice = events.copy_groups(conn, GROUPED % 10_000, keys=(">i2", ">i4"), elements=(">i8", ">i4"))
+    k, day, big, twice = events.copy_groups(conn, GROUPED % 10_000, keys=(">i2", ">i4"), packed=(">i8", ">i4"))
     assert [a.dtype for a in (k, day, big, twice)] == [np.int16, np.int32, np.int64, np.int32]
     g = big // 1000003
     assert sorted(g.tolist()) == list(range(1, 10_001))
     assert (k == g % 3).all() and (day == g % 5).all() and (twice == g * 2).all()
 
 
-def test_grouped_copy_of_nothing_and_of_nulls(conn: psycopg.Connection) -> None:
-    empty = events.copy_groups(conn, GROUPED % 0, keys=(">i2", ">i4"), elements=(">i8", ">i4"))
+def test_grouped_copy_of_nothing_nulls_and_unequal_groups(conn: psycopg.Connection) -> None:
+    empty = events.copy_groups(conn, GROUPED % 0, keys=(">i2", ">i4"), packed=(">i8", ">i4"))
     assert [len(a) for a in empty] == [0, 0, 0, 0]
-    with pytest.raises(ValueError, match="NULL"):
-        events.copy_groups(conn, "SELECT NULL::int4, ARRAY[1::int8]", keys=(">i4",), elements=(">i8",))
-    with pytest.raises(ValueError, match="2 and 1 elements"):
-        events.copy_groups(conn, "SELECT 1::int4, ARRAY[1::int8, 2], ARRAY[3::int8]", keys=(">i4",),
-                           elements=(">i8", ">i8"))
+    with pytest.raises(ValueError, match="NULL key"):
+        events.copy_groups(conn, "SELECT NULL::int4, int8send(1)", keys=(">i4",), packed=(">i8",))
+    with pytest.raises(ValueError, match="a NULL, a partial value"):
+        events.copy_groups(conn, "SELECT 1::int4, NULL::bytea", keys=(">i4",), packed=(">i8",))
+    with pytest.raises(ValueError, match="unequal lengths in one row"):
+        events.copy_groups(conn, "SELECT 1::int4, int8send(1) || int8send(2), int8send(3)", keys=(">i4",),
+                           packed=(">i8", ">i8"))

@@ -20,6 +20,7 @@ from datetime import date
 import numpy as np
 import psycopg
 
+from geo_monitor import db
 from geo_monitor.grid import ensure_population
 from geo_monitor.store import events, rollups
 
@@ -104,14 +105,16 @@ def _days(day: date) -> int:
 def _read_table(conn: psycopg.Connection, table: str, resolution: int) -> tuple[np.ndarray, ...]:
     """Return (categories, periods, cells, n) of one rollup at one resolution, by category and period.
 
-    A (category, period)'s cells come as one array (``events.copy_groups``), in no set order.
+    A (category, period)'s cells come in one row (``events.copy_groups``), in no set order.
+    The key's order gives the groups' order; a bitmap scan would need a sort.
     """
     period = rollups.TABLES[table]
-    return events.copy_groups(
-        conn, f"SELECT category_id, {period}, array_agg(cell), array_agg(n) FROM {table} "
-        f"WHERE {_EVERY_CATEGORY} AND resolution = {int(resolution)} "
-        f"GROUP BY category_id, {period} ORDER BY category_id, {period}",
-        keys=(">i2", ">i4"), elements=(">i8", ">i4"))
+    with conn.transaction(), db.local_settings(conn, {"enable_bitmapscan": "off"}):
+        return events.copy_groups(
+            conn, f"SELECT category_id, {period}, string_agg(int8send(cell), ''), string_agg(int4send(n), '') "
+            f"FROM {table} WHERE {_EVERY_CATEGORY} AND resolution = {int(resolution)} "
+            f"GROUP BY category_id, {period} ORDER BY category_id, {period}",
+            keys=(">i2", ">i4"), packed=(">i8", ">i4"))
 
 
 def _level_rows(conn: psycopg.Connection, resolution: int) -> int:

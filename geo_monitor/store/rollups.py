@@ -212,7 +212,7 @@ def refresh(conn: psycopg.Connection) -> int:
     """Rebuild the rollups from the events; return the number of events counted.
 
     Category by category, the server sends each Paris day's resolution-11 cells
-    (``events.copy_groups``: one array per day) and ``level_counts``, the definition ingest
+    (``events.copy_groups``: one row per day) and ``level_counts``, the definition ingest
     and the batch path use, counts them; the rows go back with binary COPY, in the keys' order,
     so building the keys at the end sorts rows already sorted. At 10M events
     PostgreSQL's own GROUP BYs took 70 s on 2 cores; the client holds one category's events at
@@ -227,8 +227,8 @@ def refresh(conn: psycopg.Connection) -> int:
         with db.local_settings(conn, read_by_category):
             for (category,) in conn.execute("SELECT id FROM categories ORDER BY id").fetchall():
                 days, cells = events.copy_groups(
-                    conn, f"SELECT (occurred_at AT TIME ZONE '{LOCAL_TZ}')::date, array_agg(h3_r11) FROM events "
-                    f"WHERE category_id = {int(category)} GROUP BY 1", keys=(">i4",), elements=(">i8",))
+                    conn, f"SELECT (occurred_at AT TIME ZONE '{LOCAL_TZ}')::date, string_agg(int8send(h3_r11), '') "
+                    f"FROM events WHERE category_id = {int(category)} GROUP BY 1", keys=(">i4",), packed=(">i8",))
                 total += len(cells)
                 levels = level_counts(days, np.full(len(cells), category, dtype=np.int16), cells)
                 del days, cells  # level_counts frees the events' columns once it has packed them
